@@ -1,0 +1,1 @@
+"""Temporal activities: every piece of I/O csm does (database, SMTP, providers)."""

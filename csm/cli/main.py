@@ -1,0 +1,122 @@
+"""`csm`: the command line of the campaign strategy manager."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from csm.cli.exit import run_and_exit
+from csm.settings import load_settings
+
+app = typer.Typer(
+    name="csm",
+    help="Campaign strategy manager: outbound campaigns in passes, on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+dev_app = typer.Typer(
+    help="The embedded development stack (Temporal, PostgreSQL, SMTP sink).", no_args_is_help=True
+)
+db_app = typer.Typer(help="The csm database: migrations.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+app.add_typer(db_app, name="db")
+
+console = Console()
+JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
+
+
+@app.command("config")
+def config_command(as_json: bool = JSON_OPTION) -> None:
+    """Print the effective settings (environment and .env), secrets masked."""
+    shown = load_settings().masked()
+    if as_json:
+        print(json.dumps(shown, indent=2))
+        return
+    table = Table("setting", "value", title="csm settings")
+    for name, value in shown.items():
+        table.add_row(name, "" if value is None else value)
+    console.print(table)
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run a worker with every workflow and activity until Ctrl-C / SIGTERM."""
+    import logging
+
+    from worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(run_worker(load_settings()))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -> None:
+    """Apply the database migrations (to the latest by default)."""
+    from csm.database import upgrade
+
+    settings = load_settings()
+    upgrade(settings.effective_database_url, revision)
+    console.print(f"database migrated to {revision}")
+
+
+@dev_app.command("up")
+def dev_up() -> None:
+    """Start the embedded stack in the background; harmless when it already runs."""
+    from csm.devstack.stack import DevStack
+
+    stack = DevStack(load_settings())
+    statuses = asyncio.run(stack.up(report=console.print))
+    _print_status(statuses)
+
+
+@dev_app.command("down")
+def dev_down() -> None:
+    """Stop exactly the processes `csm dev up` started."""
+    from csm.devstack.stack import DevStack
+
+    DevStack(load_settings()).down(report=console.print)
+
+
+@dev_app.command("status")
+def dev_status(as_json: bool = JSON_OPTION) -> None:
+    """Show what runs where; exit code 1 when a service is not running."""
+    from csm.devstack.stack import DevStack
+
+    statuses = DevStack(load_settings()).status()
+    if as_json:
+        print(json.dumps([s.as_dict() for s in statuses], indent=2))
+    else:
+        _print_status(statuses)
+    if any(s.state not in ("running", "external") for s in statuses):
+        raise typer.Exit(1)
+
+
+@dev_app.command("check")
+def dev_check(
+    smtp: bool = typer.Option(True, help="also check the SMTP server"),
+) -> None:
+    """Run a workflow through Temporal, an in-process worker, the database and SMTP."""
+    from csm.devstack.check import check_stack
+
+    health = asyncio.run(check_stack(load_settings(), check_smtp=smtp))
+    console.print(f"[green]healthy[/green]: {health}")
+
+
+def _print_status(statuses: list) -> None:
+    table = Table("service", "state", "address", "pid", "detail", title="csm dev stack")
+    colours = {"running": "green", "external": "cyan"}
+    for s in statuses:
+        colour = colours.get(s.state, "red")
+        table.add_row(
+            s.name, f"[{colour}]{s.state}[/{colour}]", s.address, str(s.pid or ""), s.detail
+        )
+    console.print(table)
+
+
+def main() -> None:
+    run_and_exit(lambda: app(prog_name="csm"))

@@ -1,0 +1,122 @@
+"""Effective configuration, read from environment variables and `.env`.
+
+Every setting has a default that works on a fresh machine with the embedded
+stack (`csm dev up`); production points the same names at real services.
+Variables are prefixed `CSM_`, except `DATABASE_URL`, which keeps its
+conventional name.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Search attributes the sub-campaign workflow keeps current (ids and codes only).
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "CsmCampaign": "Keyword",
+    "CsmSubCampaign": "Keyword",
+    "CsmDay": "Keyword",
+    "CsmState": "Keyword",
+}
+
+EMBEDDED_DATABASE = "csm"
+
+
+class Settings(BaseSettings):
+    """What csm connects to and where it keeps local state."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CSM_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    state_dir: Path = Field(Path(".csm"), description="local state: pid files, logs, data")
+
+    temporal_address: str = Field("localhost:7233", description="Temporal frontend host:port")
+    temporal_namespace: str = "default"
+    task_queue: str = "csm"
+    temporal_ui_url: str = "http://localhost:8233"
+    temporal_tls_cert: Path | None = Field(None, description="client certificate (mTLS)")
+    temporal_tls_key: Path | None = Field(None, description="client private key (mTLS)")
+    temporal_api_key: SecretStr | None = Field(None, description="Temporal Cloud API key")
+
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "CSM_DATABASE_URL"),
+        description="PostgreSQL URL; unset means the embedded PostgreSQL in the state dir",
+    )
+    embedded_postgres_port: int = 54329
+
+    smtp_host: str = "localhost"
+    smtp_port: int = 1025
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_sender: str = "csm@localhost"
+
+    default_region: str = Field("US", description="phone region for numbers without +country")
+
+    @property
+    def temporal_port(self) -> int:
+        return int(self.temporal_address.rsplit(":", 1)[1])
+
+    @property
+    def temporal_ui_port(self) -> int:
+        return int(self.temporal_ui_url.rsplit(":", 1)[1].split("/")[0])
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy URL (asyncpg driver) of the database in use."""
+        if self.database_url:
+            return sqlalchemy_url(self.database_url)
+        return (
+            f"postgresql+asyncpg://postgres@127.0.0.1:{self.embedded_postgres_port}"
+            f"/{EMBEDDED_DATABASE}"
+        )
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        return not self.database_url
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting with its effective value, secrets and URL passwords masked."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********"
+            elif name == "database_url" and value:
+                value = mask_url_password(value)
+            shown[name] = None if value is None else str(value)
+        shown["effective_database_url"] = mask_url_password(self.effective_database_url)
+        return shown
+
+
+def sqlalchemy_url(url: str) -> str:
+    """`postgres://` or `postgresql://` URLs get the asyncpg driver SQLAlchemy needs."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must be a PostgreSQL URL (postgresql://...), got {url!r}")
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The plain libpq-style DSN asyncpg.connect() accepts."""
+    return "postgresql://" + sqlalchemy_url(url).split("://", 1)[1]
+
+
+def mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user, has_password, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':********' if has_password else ''}@{host}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)
