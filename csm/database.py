@@ -37,6 +37,11 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Revert migrations down to `revision` ("base" removes every table)."""
+    command.downgrade(alembic_config(url), revision)
+
+
 async def upgrade_async(url: str, revision: str = "head") -> None:
     """Apply migrations from async code: Alembic's env runs its own loop in a thread."""
     await asyncio.to_thread(upgrade, url, revision)

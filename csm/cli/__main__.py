@@ -1,0 +1,3 @@
+from csm.cli.main import main
+
+main()

@@ -1,0 +1,69 @@
+"""The `csm` command line: help, config, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+CSM = [sys.executable, "-m", "csm.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CSM, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
+
+
+def test_help_names_every_command_group() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("config", "worker", "dev", "db"):
+        assert command in result.stdout
+
+
+def test_config_json_masks_secrets() -> None:
+    result = run(
+        "config",
+        "--json",
+        env={"CSM_SMTP_PASSWORD": "hunter2", "DATABASE_URL": "postgresql://u:pw@h/d"},
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert "hunter2" not in result.stdout and ":pw@" not in result.stdout
+    assert shown["smtp_password"] == "********"
+    assert shown["effective_database_url"] == "postgresql+asyncpg://u:********@h/d"
+
+
+def test_unknown_command_exits_2_with_usage() -> None:
+    result = run("launch-rockets")
+    assert result.returncode == 2
+    assert "No such command" in result.stderr
+
+
+def test_run_and_exit_keeps_the_command_code() -> None:
+    script = (
+        "import sys\n"
+        "from csm.cli.exit import run_and_exit\n"
+        "def command():\n"
+        "    print('done')\n"
+        "    sys.exit(3)\n"
+        "run_and_exit(command)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 3
+    assert result.stdout == "done\n"
+
+
+def test_csm_errors_are_one_line_not_a_traceback() -> None:
+    script = (
+        "from csm.cli.exit import run_and_exit\n"
+        "from csm.errors import StackError\n"
+        "def command():\n"
+        "    raise StackError('port 1 is taken')\n"
+        "run_and_exit(command)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr == "csm: error: port 1 is taken\n"
