@@ -107,6 +107,15 @@ def dev_check(
     console.print(f"[green]healthy[/green]: {health}")
 
 
+@app.command("demo")
+def demo_command() -> None:
+    """Bring the embedded stack up and prove it healthy end to end."""
+    dev_up()
+    dev_check(smtp=True)
+    settings = load_settings()
+    console.print(f"Temporal UI: {settings.temporal_ui_url}  ·  stop with `csm dev down`")
+
+
 def _print_status(statuses: list) -> None:
     table = Table("service", "state", "address", "pid", "detail", title="csm dev stack")
     colours = {"running": "green", "external": "cyan"}
