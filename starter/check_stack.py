@@ -1,6 +1,6 @@
 """Start the stack check from a script: the smallest example of csm's typed workflow inputs.
 
-    python starter/check_stack.py        # needs a running worker (`csm worker`)
+python starter/check_stack.py        # needs a running worker (`csm worker`)
 """
 
 from __future__ import annotations
