@@ -7,6 +7,8 @@ Only activities and the CLI import this module; workflow code never does
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -19,6 +21,16 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+@asynccontextmanager
+async def engine_for(url: str, *, pool_size: int = 5) -> AsyncIterator[AsyncEngine]:
+    """An engine for one command or script, disposed at the end."""
+    engine = create_engine(url, pool_size=pool_size)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -6,14 +6,96 @@ plain DTOs carrying ids, codes and counts.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, func
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _created() -> Any:
+    return Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class Contact(SQLModel, table=True):
+    """An account on one or more lists: devices, time zone, consent and free attributes."""
+
+    __tablename__ = "contacts"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    account_key: str = Field(sa_column=Column(TEXT, nullable=False, unique=True))
+    timezone: str | None = Field(default=None, max_length=64)
+    timezone_source: str = Field(default="file", max_length=16)  # file|phone|postal|campaign
+    postal_code: str | None = Field(default=None, max_length=16)
+    consent_voice: bool = True
+    consent_sms: bool = True
+    consent_email: bool = True
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
+    )
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Device(SQLModel, table=True):
+    """A phone number (E.164) or e-mail address (lower-cased) of a contact, in priority order."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "value", name="uq_devices_contact_value"),
+        Index("ix_devices_contact_position", "contact_id", "position"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    contact_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False)
+    )
+    position: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    kind: str = Field(max_length=16)  # DeviceKind
+    value: str = Field(sa_column=Column(TEXT, nullable=False))
+
+
+class ContactList(SQLModel, table=True):
+    """A named list of contacts; one account may sit on many lists."""
+
+    __tablename__ = "lists"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    created_at: datetime = _created()
+
+
+class ListMember(SQLModel, table=True):
+    __tablename__ = "list_members"
+    __table_args__ = (Index("ix_list_members_contact", "contact_id"),)
+
+    list_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True)
+    )
+    contact_id: int = Field(
+        sa_column=Column(
+            BigInteger, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    added_at: datetime = _created()
 
 
 class Campaign(SQLModel, table=True):
@@ -24,7 +106,96 @@ class Campaign(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=200)
     timezone: str = Field(max_length=64, description="the campaign's operating time zone")
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    created_at: datetime = _created()
+
+
+class Strategy(SQLModel, table=True):
+    """One version of a campaign's defined strategy; in force from `effective_from` on."""
+
+    __tablename__ = "strategies"
+    __table_args__ = (UniqueConstraint("campaign_id", "version", name="uq_strategies_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False)
     )
+    version: int
+    effective_from: date
+    source: str = Field(sa_column=Column(TEXT, nullable=False))  # the TOML as written
+    definition: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # validated
+    created_at: datetime = _created()
+
+
+class ResponseGroup(SQLModel, table=True):
+    """A campaign's named set of result codes (per strategy version); may be final."""
+
+    __tablename__ = "response_groups"
+    __table_args__ = (
+        UniqueConstraint("strategy_id", "name", name="uq_response_groups_strategy_name"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False)
+    )
+    strategy_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("strategies.id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(max_length=64)
+    codes: list[str] = Field(sa_column=Column(ARRAY(TEXT), nullable=False))
+    final: str | None = Field(default=None, max_length=16)  # None | campaign | all_campaigns
+
+
+class SubCampaign(SQLModel, table=True):
+    """A campaign run through one list: one durable Temporal workflow."""
+
+    __tablename__ = "sub_campaigns"
+    __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_sub_campaigns_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False)
+    )
+    list_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("lists.id", ondelete="RESTRICT"), nullable=False)
+    )
+    name: str = Field(max_length=200)
+    workflow_id: str = Field(unique=True, max_length=255)
+    strategy_override: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    state: str = Field(default="running", max_length=16)  # running|paused|stopped|completed
+    created_at: datetime = _created()
+
+
+class Attempt(SQLModel, table=True):
+    """The attempt ledger: one row per sub-campaign × day × pass × contact × device × try.
+
+    A contact skipped without touching a device has `device_id` 0 and a skip reason.
+    Append-only, hence no foreign key on the hot path.
+    """
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        UniqueConstraint(
+            "sub_campaign_id",
+            "day",
+            "pass_number",
+            "contact_id",
+            "device_id",
+            "try_number",
+            name="uq_attempts_once",
+        ),
+        Index("ix_attempts_contact", "contact_id", "attempted_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    sub_campaign_id: int = Field(sa_column=Column(Integer, nullable=False))
+    campaign_id: int = Field(sa_column=Column(Integer, nullable=False))
+    day: date
+    pass_number: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    contact_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    device_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    try_number: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    channel: str = Field(max_length=16)
+    result: str = Field(max_length=32)
+    skip_reason: str | None = Field(default=None, max_length=32)
+    attempted_at: datetime = _created()

@@ -9,7 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from csm.cli.campaigns import campaigns_app
 from csm.cli.exit import run_and_exit
+from csm.cli.lists import lists_app
+from csm.cli.strategy import strategy_app
 from csm.settings import load_settings
 
 app = typer.Typer(
@@ -25,6 +28,9 @@ dev_app = typer.Typer(
 db_app = typer.Typer(help="The csm database: migrations.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(db_app, name="db")
+app.add_typer(lists_app, name="lists")
+app.add_typer(campaigns_app, name="campaigns")
+app.add_typer(strategy_app, name="strategy")
 
 console = Console()
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")

@@ -1,0 +1,69 @@
+"""The domain's fixed words: channels, device kinds, result codes, skip reasons.
+
+One place for them, so the strategy file, the filter language, the ledger and
+the CLI agree (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    VOICE = "voice"  # automated voice message (AVM) with live-person / machine detection
+    DIALER = "dialer"  # voice connected to an available agent
+    SMS = "sms"
+    EMAIL = "email"
+
+
+class DeviceKind(StrEnum):
+    WIRELESS = "wireless"
+    LANDLINE = "landline"
+    EMAIL = "email"
+
+
+PHONE_KINDS = (DeviceKind.WIRELESS, DeviceKind.LANDLINE)
+
+#: Which device kinds a channel can use.
+CHANNEL_DEVICE_KINDS: dict[Channel, tuple[DeviceKind, ...]] = {
+    Channel.VOICE: PHONE_KINDS,
+    Channel.DIALER: PHONE_KINDS,
+    Channel.SMS: (DeviceKind.WIRELESS,),
+    Channel.EMAIL: (DeviceKind.EMAIL,),
+}
+
+VOICE_RESULTS = (
+    "not_attempted",
+    "busy",
+    "no_answer",
+    "skipped",
+    "undelivered_machine",
+    "delivered_machine",
+    "hang_up_on_machine",
+    "bad_device",
+    "delivered_person",
+    "not_connected",
+    "abandoned",
+    "agent_connected",
+)
+MESSAGE_RESULTS = ("not_attempted", "failed", "success", "opted_out", "bounced")
+#: An attempt whose outcome was never learned (worker crash mid-send): recorded, never resent.
+UNKNOWN = "unknown"
+#: Agent dispositions a dialer pass may record (response groups may name them).
+AGENT_DISPOSITIONS = ("promise_to_pay", "refused_to_pay", "wrong_party", "callback_requested")
+
+RESULT_CODES: frozenset[str] = frozenset(
+    (*VOICE_RESULTS, *MESSAGE_RESULTS, UNKNOWN, *AGENT_DISPOSITIONS)
+)
+
+#: Result codes that are not a real try of a device (do not count as attempts).
+NOT_ATTEMPTED_CODES = frozenset({"not_attempted", "skipped"})
+
+
+class SkipReason(StrEnum):
+    OUTSIDE_WINDOW = "outside_window"
+    CAPPED = "capped"
+    SUPPRESSED = "suppressed"
+    NO_ELIGIBLE_DEVICE = "no_eligible_device"
+    NO_CONSENT = "no_consent"
+    FINAL_GROUP = "final_group"
