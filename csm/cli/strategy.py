@@ -1,7 +1,72 @@
-"""`csm strategy`: (being written)."""
+"""`csm strategy`: check a strategy file before a campaign uses it."""
 
 from __future__ import annotations
 
-import typer
+import json
+from pathlib import Path
 
-strategy_app = typer.Typer(help="strategy", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from csm.strategy.durations import format_duration
+from csm.strategy.loader import StrategyError, load_strategy_file
+from csm.strategy.model import PassDefinition, StrategyDefinition
+
+strategy_app = typer.Typer(
+    help="Strategy files: the passes of a campaign day (docs/strategy.md).", no_args_is_help=True
+)
+console = Console()
+
+
+@strategy_app.command("validate")
+def validate_command(
+    file: Path = typer.Argument(..., help="the strategy file (TOML)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """Check a strategy file and report every problem with its location (exit 1 if any)."""
+    try:
+        definition, _ = load_strategy_file(file)
+    except StrategyError as err:
+        if not as_json:
+            raise
+        issues = [{"location": i.location, "message": i.message} for i in err.issues]
+        print(json.dumps({"valid": False, "file": str(file), "issues": issues}, indent=2))
+        raise typer.Exit(1) from None
+    if as_json:
+        shown = {"valid": True, "file": str(file), "strategy": definition.model_dump(mode="json")}
+        print(json.dumps(shown, indent=2))
+        return
+    noun = "pass" if len(definition.passes) == 1 else "passes"
+    print(f"valid: {len(definition.passes)} {noun} ({definition.timezone})")
+    console.print(passes_table(definition))
+
+
+def passes_table(definition: StrategyDefinition, title: str | None = None) -> Table:
+    """The passes of a strategy, one row each: shared with `csm campaigns show`."""
+    table = Table("#", "name", "channel", "source", "devices", "when", "filter", title=title)
+    for number, step in enumerate(definition.passes, 1):
+        table.add_row(
+            str(number),
+            step.name,
+            step.channel.value,
+            step.source,
+            ", ".join(kind.value for kind in step.devices),
+            describe_schedule(step),
+            step.filter or "(everyone)",
+        )
+    return table
+
+
+def describe_schedule(step: PassDefinition) -> str:
+    """ "09:00-12:00 contact, after 1h, +1 day, mon-fri" — a pass's schedule in a few words."""
+    parts = []
+    if step.window is not None:
+        parts.append(f"{step.window.start:%H:%M}-{step.window.end:%H:%M} {step.window.zone}")
+    if step.after is not None:
+        parts.append(f"after {format_duration(step.after)}")
+    if step.days_to_wait:
+        parts.append(f"+{step.days_to_wait} day{'s' if step.days_to_wait > 1 else ''}")
+    if len(step.allowed_days) < 7:
+        parts.append(",".join(step.allowed_days))
+    return ", ".join(parts) or "any time"

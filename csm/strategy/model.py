@@ -1,0 +1,236 @@
+"""The validated form of a strategy file: the passes of a campaign day.
+
+These models are the contract between the strategy file, the database
+(`strategies.definition`, as `model_dump(mode="json")`) and the workflows
+(a Temporal payload: it holds names, codes, filters and templates, never
+personal data). Every key has a default except `timezone`, and a pass's
+`name` and `channel`, so the smallest strategy is short; unknown keys are
+errors so a typo never passes silently. docs/strategy.md documents each key.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from csm.errors import CsmError
+from csm.strategy.checks import cross_check
+from csm.strategy.values import (
+    WEEKDAYS,
+    ClockTime,
+    DayName,
+    Duration,
+    GroupName,
+    NonNegativeInt,
+    PositiveInt,
+    WindowZone,
+    ZoneName,
+    check_template,
+    did_you_mean,
+    with_hint,
+)
+from csm.vocabulary import CHANNEL_DEVICE_KINDS, RESULT_CODES, Channel, DeviceKind
+
+#: Validation context key: the loader already ran the cross-pass checks on the raw file.
+CROSS_CHECKED = "cross_checked"
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a misspelt optional key would otherwise mean its default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Window(_Strict):
+    """The part of the day a pass may attempt contacts, read on one zone's clock."""
+
+    start: ClockTime
+    end: ClockTime
+    zone: WindowZone = "contact"
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Self:
+        if self.start >= self.end:
+            raise ValueError(
+                f"end {self.end:%H:%M} must be after start {self.start:%H:%M} "
+                "(a window cannot cross midnight)"
+            )
+        return self
+
+
+class Pacing(_Strict):
+    """How fast a pass goes: attempts started per minute, and attempts in flight at once."""
+
+    per_minute: PositiveInt | None = None
+    concurrency: PositiveInt = 10
+
+
+class Retries(_Strict):
+    """Extra tries of the same device inside one pass, with a minimum gap between them."""
+
+    per_device: Annotated[NonNegativeInt, Field(le=10)] = 0
+    gap: Duration = timedelta(minutes=10)
+
+
+def _channel_devices(data: dict[str, Any]) -> list[DeviceKind]:
+    channel = data.get("channel")
+    return list(CHANNEL_DEVICE_KINDS[channel]) if channel in CHANNEL_DEVICE_KINDS else []
+
+
+def _a(channel: Channel) -> str:
+    """ "an sms", "a voice": error messages read as sentences."""
+    return f"{'an' if channel in (Channel.SMS, Channel.EMAIL) else 'a'} {channel.value}"
+
+
+def _non_blank(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+class PassDefinition(_Strict):
+    """One sweep through the contacts its filter selects, on one channel."""
+
+    name: Annotated[str, AfterValidator(_non_blank), Field(max_length=100)]
+    channel: Channel
+    source: Literal["all", "previous"] = "all"
+    filter: str = ""
+    devices: list[DeviceKind] = Field(default_factory=_channel_devices)
+    window: Window | None = None
+    after: Duration | None = None
+    days_to_wait: NonNegativeInt = 0
+    allowed_days: list[DayName] = Field(default_factory=lambda: list(WEEKDAYS))
+    pacing: Pacing = Field(default_factory=Pacing)
+    retries: Retries = Field(default_factory=Retries)
+    template: str | None = None
+    subject: str | None = None
+
+    @field_validator("devices")
+    @classmethod
+    def _devices_suit_channel(cls, value: list[DeviceKind], info: ValidationInfo) -> Any:
+        if not value:
+            raise ValueError("list at least one device kind, or leave `devices` out")
+        duplicates = sorted({kind.value for kind in value if value.count(kind) > 1})
+        if duplicates:
+            raise ValueError(f"{', '.join(duplicates)} listed more than once")
+        channel = info.data.get("channel")
+        if channel is not None:
+            usable = CHANNEL_DEVICE_KINDS[channel]
+            wrong = [kind.value for kind in value if kind not in usable]
+            if wrong:
+                raise ValueError(
+                    f"{', '.join(wrong)} cannot be used by {_a(channel)} pass "
+                    f"({channel.value} uses: {', '.join(kind.value for kind in usable)})"
+                )
+        return value
+
+    @field_validator("allowed_days")
+    @classmethod
+    def _days_once(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("list at least one weekday, or leave `allowed_days` out")
+        duplicates = sorted({day for day in value if value.count(day) > 1})
+        if duplicates:
+            raise ValueError(f"{', '.join(duplicates)} listed more than once")
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _template_fits(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if info.data.get("channel") is Channel.DIALER:
+            raise ValueError("dialer passes have no message template: an agent takes the call")
+        return check_template(value)
+
+    @field_validator("subject")
+    @classmethod
+    def _subject_for_email(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        channel = info.data.get("channel")
+        if channel is not None and channel is not Channel.EMAIL:
+            raise ValueError(f"only email passes have a subject, this is {_a(channel)} pass")
+        return check_template(value)
+
+
+def _known_code(code: str) -> str:
+    if code not in RESULT_CODES:
+        raise ValueError(
+            with_hint(f"unknown result code {code!r}", did_you_mean(code, RESULT_CODES))
+        )
+    return code
+
+
+class ResponseGroupDefinition(_Strict):
+    """A named set of result codes; `final` stops contacting the account."""
+
+    codes: Annotated[list[Annotated[str, AfterValidator(_known_code)]], Field(min_length=1)]
+    final: Literal["campaign", "all_campaigns"] | None = None
+
+    @field_validator("codes")
+    @classmethod
+    def _codes_once(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({code for code in value if value.count(code) > 1})
+        if duplicates:
+            raise ValueError(f"{', '.join(duplicates)} listed more than once")
+        return value
+
+
+class UnknownPassError(CsmError):
+    """A pass name that the strategy does not have."""
+
+
+class StrategyDefinition(_Strict):
+    """A campaign's defined strategy: its zone, response groups and ordered passes."""
+
+    timezone: ZoneName
+    response_groups: dict[GroupName, ResponseGroupDefinition] = Field(default_factory=dict)
+    passes: Annotated[list[PassDefinition], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _passes_fit_together(self, info: ValidationInfo) -> Self:
+        if info.context and info.context.get(CROSS_CHECKED):
+            return self
+        passes = [
+            {"name": p.name, "source": p.source, "after": p.after, "filter": p.filter}
+            for p in self.passes
+        ]
+        problems = cross_check(passes, self.groups())
+        if problems:
+            raise ValueError("; ".join(f"{_where(p.loc, self)}: {p.message}" for p in problems))
+        return self
+
+    def groups(self) -> dict[str, list[str]]:
+        """Response group name → result codes: what filters and the ledger's views need."""
+        return {name: list(group.codes) for name, group in self.response_groups.items()}
+
+    def pass_by_name(self, name: str) -> PassDefinition:
+        """The pass called `name` (exact match), or a CsmError naming the closest pass."""
+        for candidate in self.passes:
+            if candidate.name == name:
+                return candidate
+        names = [p.name for p in self.passes]
+        raise UnknownPassError(with_hint(f"unknown pass {name!r}", did_you_mean(name, names)))
+
+    def pass_number(self, name: str) -> int:
+        """The 1-based position of the pass called `name` (how the ledger numbers passes)."""
+        wanted = self.pass_by_name(name)
+        return next(number for number, p in enumerate(self.passes, 1) if p is wanted)
+
+
+def _where(loc: tuple[int | str, ...], strategy: StrategyDefinition) -> str:
+    """ "pass 2 'retry no answers': filter" for a cross-check location."""
+    index, field = int(loc[1]), loc[2]
+    return f"pass {index + 1} {strategy.passes[index].name!r}: {field}"
