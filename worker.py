@@ -17,13 +17,38 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.health import HealthActivities
+from activities.passes import PassActivities
+from activities.planning import PlanningActivities
+from csm.channels import Channels
+from csm.channels.email import SmtpEmail
+from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
 from csm.database import create_engine
 from csm.settings import Settings, load_settings
 from csm.smtp import SmtpConfig
 from csm.temporal_client import connect
+from csm.vocabulary import Channel
 from workflows.health import StackCheckWorkflow
+from workflows.subcampaign import SubCampaignWorkflow
 
-WORKFLOWS = [StackCheckWorkflow]
+WORKFLOWS = [StackCheckWorkflow, SubCampaignWorkflow]
+
+
+def build_channels(settings: Settings) -> Channels:
+    """Real SMTP for e-mail; the seeded simulator for voice, dialer and SMS."""
+    carrier = SimulatedCarrier(
+        SimulatorConfig(
+            seed=settings.simulator_seed, latency_seconds=settings.simulator_latency_ms / 1000
+        )
+    )
+    email = SmtpEmail(SmtpConfig.from_settings(settings), connections=settings.email_connections)
+    return Channels(
+        {
+            Channel.VOICE: carrier,
+            Channel.DIALER: carrier,
+            Channel.SMS: carrier,
+            Channel.EMAIL: email,
+        }
+    )
 
 
 def build_worker(
@@ -31,17 +56,26 @@ def build_worker(
     settings: Settings,
     *,
     engine: AsyncEngine | None = None,
+    channels: Channels | None = None,
     task_queue: str | None = None,
 ) -> Worker:
-    """A worker with every csm workflow and activity, bound to real clients from settings."""
+    """A worker with every csm workflow and activity, bound to real clients from settings.
+
+    Heartbeats go out at least every second, so a pause reaches a running pass fast.
+    """
     engine = engine or create_engine(settings.effective_database_url)
+    channels = channels or build_channels(settings)
     health = HealthActivities(engine, SmtpConfig.from_settings(settings))
+    passes = PassActivities(engine, channels)
+    planning = PlanningActivities(engine)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[health.check_database, health.check_smtp],
+        activities=[health.check_database, health.check_smtp, passes.run_pass, planning.plan_day],
         graceful_shutdown_timeout=timedelta(seconds=10),
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+        default_heartbeat_throttle_interval=timedelta(seconds=1),
     )
 
 

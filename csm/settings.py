@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     smtp_tls: bool = False
     smtp_sender: str = "csm@localhost"
 
+    simulator_seed: int = Field(1, description="seed of the voice/SMS simulator")
+    simulator_latency_ms: float = Field(0.0, description="simulated latency per attempt")
+    email_connections: int = Field(10, description="SMTP connections reused per worker")
+
     default_region: str = Field("US", description="phone region for numbers without +country")
 
     @property

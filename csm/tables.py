@@ -163,6 +163,7 @@ class SubCampaign(SQLModel, table=True):
     workflow_id: str = Field(unique=True, max_length=255)
     strategy_override: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     state: str = Field(default="running", max_length=16)  # running|paused|stopped|completed
+    start_day: date | None = None  # first campaign day: the pass pattern counts from it
     created_at: datetime = _created()
 
 
@@ -199,3 +200,38 @@ class Attempt(SQLModel, table=True):
     result: str = Field(max_length=32)
     skip_reason: str | None = Field(default=None, max_length=32)
     attempted_at: datetime = _created()
+
+
+class PassSelection(SQLModel, table=True):
+    """The contacts a pass selected when it started, frozen so a retry works the same set.
+
+    `seq` orders the work (by window opening, then contact); the cursor counts it.
+    """
+
+    __tablename__ = "pass_selections"
+
+    sub_campaign_id: int = Field(sa_column=Column(Integer, primary_key=True))
+    day: date = Field(primary_key=True)
+    pass_number: int = Field(sa_column=Column(SmallInteger, primary_key=True))
+    seq: int = Field(sa_column=Column(Integer, primary_key=True))
+    contact_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class PassProgress(SQLModel, table=True):
+    """Where a pass is: its cursor in the frozen selection and the batch in flight, if any.
+
+    Written in the same transaction as each batch's attempt rows, so a crash can
+    neither repeat nor lose an attempt: a batch in flight at the crash is recorded
+    as `unknown`, never resent.
+    """
+
+    __tablename__ = "pass_progress"
+
+    sub_campaign_id: int = Field(sa_column=Column(Integer, primary_key=True))
+    day: date = Field(primary_key=True)
+    pass_number: int = Field(sa_column=Column(SmallInteger, primary_key=True))
+    selected: int = 0
+    cursor: int = 0  # seq of the last contact whose attempts are recorded
+    inflight_to: int | None = None  # seq up to which a batch was being attempted
+    finished: bool = False
+    updated_at: datetime = _created()

@@ -1,0 +1,400 @@
+"""The pass activity: one sweep through the contacts a pass selects, exact across crashes.
+
+1. Freeze the selection (once per pass; a retry finds it in the database).
+2. Settle a batch left in flight by a crash: its contacts get `unknown`, not a resend.
+3. Work the rest in batches from the cursor: per contact, check consent and the
+   calling window at the moment of the attempt, then try its devices in the
+   pass's order until one reaches someone; record the batch and move the cursor
+   in one transaction; heartbeat.
+On cancellation (pause or stop) the batch in hand is finished and recorded
+first, so the next run resumes exactly at the cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import string
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from sqlalchemy import DateTime, Integer, SmallInteger, cast, func, insert, literal, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from csm.channels import AttemptOutcome, AttemptRequest, Channels
+from csm.filters import check_filter
+from csm.ledger import (
+    AttemptRow,
+    PassKey,
+    count_pass,
+    mark_inflight,
+    progress,
+    record_batch,
+    settle_inflight,
+    skip_remaining,
+)
+from csm.plan import PassCounts
+from csm.selection import contacts, selection_query
+from csm.strategy.model import PassDefinition
+from csm.tables import PassProgress, PassSelection
+from csm.vocabulary import Channel, SkipReason
+
+#: Results after which the pass tries the contact's next device.
+NEXT_DEVICE = frozenset(
+    {"busy", "no_answer", "bad_device", "not_connected", "undelivered_machine", "failed", "bounced"}
+)
+CONSENT_COLUMN = {
+    Channel.VOICE: "consent_voice",
+    Channel.DIALER: "consent_voice",
+    Channel.SMS: "consent_sms",
+    Channel.EMAIL: "consent_email",
+}
+PROVIDER_OUTAGE_LIMIT = timedelta(minutes=10)
+
+
+@dataclass
+class PassInput:
+    """Ids, codes and strategy text only: no personal data."""
+
+    sub_campaign_id: int
+    campaign_id: int
+    list_id: int
+    day: date
+    pass_number: int
+    definition: PassDefinition
+    response_groups: dict[str, list[str]]
+    campaign_timezone: str
+    previous_selection: tuple[date, int] | None = None  # for source = "previous"
+    batch_size: int = 500
+    close_reason: str | None = None  # set: do not attempt, skip the rest with this reason
+
+
+@dataclass
+class _Contact:
+    seq: int
+    contact_id: int
+    zone: ZoneInfo
+    consented: bool
+    devices: list[tuple[int, str, str]]  # (device id, kind, address) in try order
+    attributes: dict = field(default_factory=dict)
+
+
+class _Clock:
+    """Now, on the server's clock: the attempt's scheduled time plus the time elapsed since.
+
+    In production that is the wall clock; under the time-skipping test server it is
+    the skipped time, so windows and days agree with the workflow's.
+    """
+
+    def __init__(self) -> None:
+        try:
+            origin = activity.info().current_attempt_scheduled_time
+        except RuntimeError:
+            origin = None
+        self.origin = origin or datetime.now(UTC)
+        self.started = time.monotonic()
+
+    def now(self) -> datetime:
+        return self.origin + timedelta(seconds=time.monotonic() - self.started)
+
+
+class _Pacer:
+    """At most `per_minute` attempts started per minute (None: unpaced)."""
+
+    def __init__(self, per_minute: int | None):
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self.next_slot = time.monotonic()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        slot = max(now, self.next_slot)
+        self.next_slot = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class PassActivities:
+    """Bound to the worker's database engine and channel providers."""
+
+    def __init__(self, engine: AsyncEngine, channels: Channels):
+        self.engine = engine
+        self.channels = channels
+        self._zones: dict[str, ZoneInfo] = {}
+
+    def zone(self, name: str) -> ZoneInfo:
+        zone = self._zones.get(name)
+        if zone is None:
+            zone = self._zones[name] = ZoneInfo(name)
+        return zone
+
+    @activity.defn(name="run_pass")
+    async def run_pass(self, params: PassInput) -> PassCounts:
+        key = PassKey(params.sub_campaign_id, params.day, params.pass_number)
+        clock = _Clock()
+        await self._freeze(params)
+        async with self.engine.connect() as sa_connection:
+            raw = await sa_connection.get_raw_connection()
+            connection: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            channel = params.definition.channel.value
+            unknown = await settle_inflight(
+                connection, key, campaign_id=params.campaign_id, channel=channel, now=clock.now()
+            )
+            if unknown:
+                activity.logger.warning(
+                    "pass %s: %d attempts in flight at a crash recorded as unknown",
+                    params.pass_number,
+                    unknown,
+                )
+            if params.close_reason:
+                await skip_remaining(
+                    connection,
+                    key,
+                    campaign_id=params.campaign_id,
+                    channel=channel,
+                    reason=params.close_reason,
+                    now=clock.now(),
+                )
+            else:
+                await self._sweep(connection, key, params, clock)
+            await connection.execute(
+                "UPDATE pass_progress SET finished = true WHERE sub_campaign_id = $1"
+                " AND day = $2 AND pass_number = $3",
+                *key.args,
+            )
+            return await count_pass(connection, key)
+
+    async def _freeze(self, params: PassInput) -> None:
+        """Store the selection once, ordered by when each contact's window opens."""
+        definition = params.definition
+        node = check_filter(definition.filter, params.response_groups)
+        among = None
+        if definition.source == "previous" and params.previous_selection is not None:
+            previous_day, previous_number = params.previous_selection
+            chosen = PassSelection.__table__
+            among = contacts.c.id.in_(
+                select(chosen.c.contact_id).where(
+                    chosen.c.sub_campaign_id == params.sub_campaign_id,
+                    chosen.c.day == previous_day,
+                    chosen.c.pass_number == previous_number,
+                )
+            )
+        order = [contacts.c.id]
+        window = definition.window
+        if window is not None and window.zone == "contact":
+            local_open = datetime.combine(params.day, window.start)
+            opens = func.timezone(
+                func.coalesce(contacts.c.timezone, params.campaign_timezone),
+                cast(literal(local_open), DateTime(timezone=False)),
+            )
+            order = [opens, contacts.c.id]
+        query = selection_query(
+            list_id=params.list_id,
+            node=node,
+            response_groups=params.response_groups,
+            sub_campaign_id=params.sub_campaign_id,
+            day=params.day,
+            among=among,
+        ).with_only_columns(
+            literal(params.sub_campaign_id, Integer),
+            literal(params.day),
+            literal(params.pass_number, SmallInteger),
+            func.row_number().over(order_by=order),
+            contacts.c.id,
+        )
+        progress_table = PassProgress.__table__
+        selections = PassSelection.__table__
+        async with self.engine.begin() as connection:
+            claimed = await connection.execute(
+                postgresql.insert(progress_table)
+                .values(
+                    sub_campaign_id=params.sub_campaign_id,
+                    day=params.day,
+                    pass_number=params.pass_number,
+                    selected=0,
+                    cursor=0,
+                    finished=False,
+                )
+                .on_conflict_do_nothing()
+                .returning(progress_table.c.pass_number)
+            )
+            if claimed.first() is None:
+                return  # frozen by an earlier try of this pass
+            inserted = await connection.execute(
+                insert(selections).from_select(
+                    ["sub_campaign_id", "day", "pass_number", "seq", "contact_id"], query
+                )
+            )
+            await connection.execute(
+                progress_table.update()
+                .where(
+                    progress_table.c.sub_campaign_id == params.sub_campaign_id,
+                    progress_table.c.day == params.day,
+                    progress_table.c.pass_number == params.pass_number,
+                )
+                .values(selected=inserted.rowcount)
+            )
+
+    async def _sweep(
+        self, connection: asyncpg.Connection, key: PassKey, params: PassInput, clock: _Clock
+    ) -> None:
+        state = await progress(connection, key)
+        assert state is not None
+        cursor, selected = state["cursor"], state["selected"]
+        pacer = _Pacer(params.definition.pacing.per_minute)
+        while cursor < selected:
+            batch = await self._load(connection, key, params, cursor)
+            if not batch:
+                break
+            last = batch[-1].seq
+            await mark_inflight(connection, key, last)
+            work = asyncio.ensure_future(self._attempt_batch(batch, params, clock, pacer))
+            try:
+                rows = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                rows = await work  # finish the batch in hand, record it, then stop
+                await record_batch(connection, key, rows, last)
+                activity.heartbeat(last)
+                raise
+            await record_batch(connection, key, rows, last)
+            cursor = last
+            activity.heartbeat(cursor)
+
+    async def _load(
+        self, connection: asyncpg.Connection, key: PassKey, params: PassInput, cursor: int
+    ) -> list[_Contact]:
+        definition = params.definition
+        kinds = [kind.value for kind in definition.devices]
+        with_attributes = bool(definition.template or definition.subject)
+        records = await connection.fetch(
+            f"""
+            SELECT s.seq, c.id, c.timezone, c.{CONSENT_COLUMN[definition.channel]} AS consented,
+                   {"c.attributes::text" if with_attributes else "NULL"} AS attributes,
+                   d.id AS device_id, d.kind, d.value
+            FROM pass_selections s
+            JOIN contacts c ON c.id = s.contact_id
+            LEFT JOIN devices d ON d.contact_id = c.id AND d.kind = ANY($6::text[])
+            WHERE s.sub_campaign_id = $1 AND s.day = $2 AND s.pass_number = $3
+              AND s.seq > $4 AND s.seq <= $5
+            ORDER BY s.seq, array_position($6::text[], d.kind), d.position
+            """,  # the only interpolations are fixed column names
+            *key.args,
+            cursor,
+            cursor + params.batch_size,
+            kinds,
+        )
+        batch: list[_Contact] = []
+        for r in records:
+            if not batch or batch[-1].seq != r["seq"]:
+                batch.append(
+                    _Contact(
+                        seq=r["seq"],
+                        contact_id=r["id"],
+                        zone=self.zone(r["timezone"] or params.campaign_timezone),
+                        consented=r["consented"],
+                        devices=[],
+                        attributes=json.loads(r["attributes"]) if r["attributes"] else {},
+                    )
+                )
+            if r["device_id"] is not None:
+                batch[-1].devices.append((r["device_id"], r["kind"], r["value"]))
+        return batch
+
+    async def _attempt_batch(
+        self, batch: list[_Contact], params: PassInput, clock: _Clock, pacer: _Pacer
+    ) -> list[AttemptRow]:
+        rows: list[AttemptRow] = []
+        pending = iter(batch)
+        lanes = min(params.definition.pacing.concurrency, len(batch))
+
+        async def lane() -> None:
+            for contact in pending:
+                rows.extend(await self._attempt_contact(contact, params, clock, pacer))
+
+        await asyncio.gather(*(lane() for _ in range(lanes)))
+        return rows
+
+    async def _attempt_contact(
+        self, contact: _Contact, params: PassInput, clock: _Clock, pacer: _Pacer
+    ) -> list[AttemptRow]:
+        definition = params.definition
+        now = clock.now()
+        base = (
+            params.sub_campaign_id,
+            params.campaign_id,
+            params.day,
+            params.pass_number,
+            contact.contact_id,
+        )
+        channel = definition.channel.value
+
+        def skip(reason: SkipReason) -> list[AttemptRow]:
+            return [(*base, 0, 0, channel, "skipped", reason.value, now)]
+
+        if not contact.consented:
+            return skip(SkipReason.NO_CONSENT)
+        if not contact.devices:
+            return skip(SkipReason.NO_ELIGIBLE_DEVICE)
+        local = now.astimezone(contact.zone)
+        window = definition.window
+        if window is not None:
+            zone = (
+                contact.zone
+                if window.zone == "contact"
+                else self.zone(
+                    params.campaign_timezone if window.zone == "campaign" else window.zone
+                )
+            )
+            clock_time = now.astimezone(zone).time()
+            if not (window.start <= clock_time < window.end):
+                return skip(SkipReason.OUTSIDE_WINDOW)
+        provider = self.channels.for_channel(definition.channel)
+        message = subject = None
+        if definition.template:
+            message = string.Template(definition.template).safe_substitute(contact.attributes)
+        if definition.subject:
+            subject = string.Template(definition.subject).safe_substitute(contact.attributes)
+        rows: list[AttemptRow] = []
+        for device_id, kind, address in contact.devices:
+            await pacer.wait()
+            request = AttemptRequest(
+                attempt_key=(
+                    f"{params.sub_campaign_id}-{params.day:%Y%m%d}-{params.pass_number}"
+                    f"-{contact.contact_id}-{device_id}-0"
+                ),
+                contact_id=contact.contact_id,
+                device_id=device_id,
+                try_number=0,
+                device_kind=kind,
+                address=address,
+                channel=definition.channel,
+                local_hour=local.hour,
+                message=message,
+                subject=subject,
+            )
+            outcome = await self._send(provider, request)
+            rows.append((*base, device_id, 0, channel, outcome.result, None, clock.now()))
+            if outcome.result not in NEXT_DEVICE:
+                break
+        return rows
+
+    async def _send(self, provider, request: AttemptRequest) -> AttemptOutcome:
+        """One attempt; a provider that cannot be reached is retried (nothing was sent)."""
+        waited = 0.0
+        delay = 0.5
+        while True:
+            try:
+                return await provider.attempt(request)
+            except ConnectionError:
+                if waited >= PROVIDER_OUTAGE_LIMIT.total_seconds():
+                    raise
+                activity.heartbeat()
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,55 @@
+"""The interface every channel provider implements, real or simulated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from csm.vocabulary import Channel
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRequest:
+    """One try of one device. `address` is personal data: it never leaves the activity."""
+
+    attempt_key: str  # stable across retries: sub-campaign, day, pass, contact, device, try
+    contact_id: int
+    device_id: int
+    try_number: int
+    device_kind: str
+    address: str
+    channel: Channel
+    local_hour: int
+    message: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    result: str  # a result code (csm.vocabulary)
+    detail: str = ""  # e.g. the SMTP reply code; never personal data
+
+
+class ChannelProvider(Protocol):
+    """Sends attempts on one or more channels."""
+
+    async def attempt(self, request: AttemptRequest) -> AttemptOutcome: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Channels:
+    """The provider for each channel, as the worker was configured."""
+
+    providers: dict[Channel, ChannelProvider] = field(default_factory=dict)
+
+    def for_channel(self, channel: Channel) -> ChannelProvider:
+        try:
+            return self.providers[channel]
+        except KeyError:
+            raise LookupError(f"no provider configured for the {channel.value} channel") from None
+
+    async def close(self) -> None:
+        for provider in {id(p): p for p in self.providers.values()}.values():
+            await provider.close()

@@ -1,0 +1,142 @@
+"""A seeded simulator of carriers, phones, answering machines, people and agents.
+
+Outcomes are drawn from configurable distributions per device kind and local
+hour, deterministically from (seed, contact, device, try), so tests can ask
+the simulator what a given attempt will return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from csm.channels.base import AttemptOutcome, AttemptRequest
+from csm.vocabulary import Channel
+
+Distribution = tuple[tuple[str, float], ...]
+
+#: Voice outcomes by device kind (weights sum to 1).
+VOICE_DAYTIME: dict[str, Distribution] = {
+    "wireless": (
+        ("delivered_person", 0.22),
+        ("delivered_machine", 0.30),
+        ("no_answer", 0.25),
+        ("busy", 0.08),
+        ("hang_up_on_machine", 0.05),
+        ("undelivered_machine", 0.04),
+        ("not_connected", 0.03),
+        ("bad_device", 0.03),
+    ),
+    "landline": (
+        ("delivered_person", 0.15),
+        ("delivered_machine", 0.35),
+        ("no_answer", 0.30),
+        ("busy", 0.10),
+        ("hang_up_on_machine", 0.04),
+        ("undelivered_machine", 0.02),
+        ("not_connected", 0.02),
+        ("bad_device", 0.02),
+    ),
+}
+#: Evenings reach more people.
+VOICE_EVENING: dict[str, Distribution] = {
+    "wireless": (
+        ("delivered_person", 0.35),
+        ("delivered_machine", 0.25),
+        ("no_answer", 0.20),
+        ("busy", 0.08),
+        ("hang_up_on_machine", 0.05),
+        ("undelivered_machine", 0.03),
+        ("not_connected", 0.02),
+        ("bad_device", 0.02),
+    ),
+    "landline": (
+        ("delivered_person", 0.30),
+        ("delivered_machine", 0.30),
+        ("no_answer", 0.22),
+        ("busy", 0.10),
+        ("hang_up_on_machine", 0.04),
+        ("undelivered_machine", 0.02),
+        ("not_connected", 0.01),
+        ("bad_device", 0.01),
+    ),
+}
+SMS: Distribution = (("success", 0.93), ("failed", 0.05), ("opted_out", 0.02))
+DIALER: Distribution = (
+    ("agent_connected", 0.25),
+    ("delivered_machine", 0.30),
+    ("no_answer", 0.30),
+    ("busy", 0.08),
+    ("abandoned", 0.04),
+    ("bad_device", 0.03),
+)
+_CHANNEL_SALT = {Channel.VOICE: 1, Channel.DIALER: 2, Channel.SMS: 3, Channel.EMAIL: 4}
+_MASK = (1 << 64) - 1
+
+
+def _mix(*numbers: int) -> float:
+    """A fast, well-spread hash of integers to [0, 1) (splitmix64 rounds)."""
+    value = 0x9E3779B97F4A7C15
+    for number in numbers:
+        value = (value ^ (number & _MASK)) & _MASK
+        value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK
+        value ^= value >> 31
+    return value / 2**64
+
+
+def _draw(distribution: Distribution, roll: float) -> str:
+    total = 0.0
+    for code, weight in distribution:
+        total += weight
+        if roll < total:
+            return code
+    return distribution[-1][0]
+
+
+@dataclass
+class SimulatorConfig:
+    seed: int = 1
+    latency_seconds: float = 0.0  # per attempt; 0 = the zero-latency simulator
+    voice_daytime: Mapping[str, Distribution] = field(default_factory=lambda: VOICE_DAYTIME)
+    voice_evening: Mapping[str, Distribution] = field(default_factory=lambda: VOICE_EVENING)
+    evening_from_hour: int = 17
+    sms: Distribution = SMS
+    dialer: Distribution = DIALER
+
+
+class SimulatedCarrier:
+    """Voice, dialer and SMS attempts, answered by the simulated world."""
+
+    def __init__(self, config: SimulatorConfig | None = None):
+        self.config = config or SimulatorConfig()
+
+    def outcome_for(self, request: AttemptRequest) -> str:
+        """The result this attempt gets: a pure function of seed, contact, device, try and hour."""
+        config = self.config
+        roll = _mix(
+            config.seed,
+            request.contact_id,
+            request.device_id,
+            request.try_number,
+            _CHANNEL_SALT[request.channel],
+        )
+        if request.channel is Channel.SMS:
+            return _draw(config.sms, roll)
+        if request.channel is Channel.DIALER:
+            return _draw(config.dialer, roll)
+        table = (
+            config.voice_evening
+            if request.local_hour >= config.evening_from_hour
+            else (config.voice_daytime)
+        )
+        return _draw(table.get(request.device_kind, table["landline"]), roll)
+
+    async def attempt(self, request: AttemptRequest) -> AttemptOutcome:
+        if self.config.latency_seconds:
+            await asyncio.sleep(self.config.latency_seconds)
+        return AttemptOutcome(self.outcome_for(request))
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,110 @@
+"""A sub-campaign's plan for one campaign day: the passes, their times and their status.
+
+Pure data and pure functions, shared by the workflow (deterministic code), the
+activities and the CLI. Everything here is ids, names, codes, times and
+counts: no personal data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from csm.strategy.model import PassDefinition, Window
+
+
+class PassStatus(StrEnum):
+    PENDING = "pending"  # not started; its time has not come
+    WAITING = "waiting"  # next to run, waiting for its window or `after` delay
+    RUNNING = "running"
+    PAUSED = "paused"  # started, interrupted by pause; resumes from its cursor
+    DONE = "done"
+    SKIPPED = "skipped"  # by an amendment, or its window closed before it could start
+    STOPPED = "stopped"  # the sub-campaign was stopped while it ran
+
+    @property
+    def started(self) -> bool:
+        return self in (PassStatus.RUNNING, PassStatus.PAUSED, PassStatus.DONE, PassStatus.STOPPED)
+
+    @property
+    def final(self) -> bool:
+        return self in (PassStatus.DONE, PassStatus.SKIPPED, PassStatus.STOPPED)
+
+
+class PassCounts(BaseModel):
+    """What a pass did: counts only."""
+
+    selected: int = 0
+    attempted: int = 0  # contacts with at least one real try
+    skipped: int = 0  # contacts that got a skip reason instead
+    unknown: int = 0  # attempts whose outcome was never learned (crash mid-send)
+    results: dict[str, int] = Field(default_factory=dict)  # result code → attempt rows
+    skip_reasons: dict[str, int] = Field(default_factory=dict)
+
+
+class PlannedPass(BaseModel):
+    """One pass of today's plan. `number` is stable for the day (the ledger's pass number)."""
+
+    number: int
+    definition: PassDefinition
+    status: PassStatus = PassStatus.PENDING
+    amended: bool = False
+    added: bool = False  # added today by an amendment
+    note: str = ""  # why it was skipped, if it was
+    counts: PassCounts | None = None
+
+
+class DayPlan(BaseModel):
+    """What the plan activity resolved for one campaign day (all instants in UTC)."""
+
+    day: date
+    campaign_timezone: str
+    strategy_version: int
+    day_starts_at: datetime
+    day_ends_at: datetime
+    #: UTC offset (minutes) of each zone that matters today: the campaign's and the list's.
+    zone_offsets: dict[str, int]
+    passes: list[PlannedPass]
+    #: The next campaign day with a pass due, or None when the pass pattern ends today.
+    next_day: date | None
+    next_day_starts_at: datetime | None = None
+    list_has_contacts: bool = True
+
+
+def window_span(window: Window | None, plan: DayPlan) -> tuple[datetime, datetime] | None:
+    """The UTC instants a window opens (for the earliest contact) and closes (for the latest)."""
+    if window is None:
+        return None
+    if window.zone == "contact":
+        offsets = [m for zone, m in plan.zone_offsets.items() if zone != "@campaign"]
+        offsets = offsets or [plan.zone_offsets["@campaign"]]
+    elif window.zone == "campaign":
+        offsets = [plan.zone_offsets["@campaign"]]
+    elif window.zone in plan.zone_offsets:
+        offsets = [plan.zone_offsets[window.zone]]
+    else:
+        raise KeyError(window.zone)
+    midnight = datetime.combine(plan.day, datetime.min.time(), tzinfo=UTC)
+
+    def instant(clock, offset: int) -> datetime:
+        local = midnight + timedelta(hours=clock.hour, minutes=clock.minute, seconds=clock.second)
+        return local - timedelta(minutes=offset)
+
+    opens = min(instant(window.start, offset) for offset in offsets)
+    closes = max(instant(window.end, offset) for offset in offsets)
+    return opens, closes
+
+
+def find_pass(passes: list[PlannedPass], reference: str | int) -> PlannedPass:
+    """A pass by number (int or digits) or by name; KeyError with a readable message."""
+    text = str(reference).strip()
+    for planned in passes:
+        if text.isdigit() and planned.number == int(text):
+            return planned
+    for planned in passes:
+        if planned.definition.name == text:
+            return planned
+    names = ", ".join(f"{p.number} '{p.definition.name}'" for p in passes)
+    raise KeyError(f"unknown pass {reference!r} (today's passes: {names})")

@@ -1,0 +1,43 @@
+"""Shared test helpers: campaigns from strategy text, synthetic lists, history checks."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from csm.campaigns import create_campaign
+from csm.strategy import load_strategy
+from csm.synthetic import create_synthetic_list
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def campaign_with_list(
+    engine: AsyncEngine, strategy_toml: str, *, contacts: int, seed: int = 1
+) -> tuple[str, str]:
+    """A new campaign with the strategy and a new synthetic list; (campaign, list) names."""
+    campaign, list_name = unique("camp"), unique("list")
+    definition = load_strategy(strategy_toml)
+    await create_campaign(engine, campaign, definition, strategy_toml)
+    await create_synthetic_list(engine, list_name, contacts=contacts, seed=seed)
+    return campaign, list_name
+
+
+async def personal_values(engine: AsyncEngine, list_name: str) -> set[str]:
+    """Every phone number, e-mail address, account key and attribute value of the list."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(text(
+            """
+            SELECT d.value FROM devices d JOIN list_members m ON m.contact_id = d.contact_id
+              JOIN lists l ON l.id = m.list_id WHERE l.name = :n
+            UNION SELECT c.account_key FROM contacts c JOIN list_members m ON m.contact_id = c.id
+              JOIN lists l ON l.id = m.list_id WHERE l.name = :n
+            UNION SELECT a.value FROM contacts c JOIN list_members m ON m.contact_id = c.id
+              JOIN lists l ON l.id = m.list_id, jsonb_each_text(c.attributes) a
+              WHERE l.name = :n
+            """), {"n": list_name})
+        return {value for (value,) in rows if value and len(value) >= 4}

@@ -1,0 +1,89 @@
+"""A sub-campaign end to end on the real dev server, PostgreSQL and SMTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from csm.devstack.smtp_sink import messages
+from csm.launch import start_sub_campaign
+from csm.settings import Settings
+from tests.helpers import campaign_with_list, personal_values
+from worker import build_worker
+from workflows.subcampaign import SubCampaignWorkflow
+
+STRATEGY = """
+timezone = "America/Chicago"
+[response_groups.reached]
+codes = ["delivered_person", "success"]
+
+[[passes]]
+name = "first call"
+channel = "voice"
+
+[[passes]]
+name = "retry no answers"
+channel = "voice"
+source = "previous"
+filter = "last_result in ('no_answer', 'busy')"
+after = "1s"
+
+[[passes]]
+name = "email the rest"
+channel = "email"
+filter = "not ever('reached')"
+template = "Your balance is ${balance}."
+subject = "Payment reminder"
+"""
+
+
+async def test_three_passes_complete_exactly(
+    client: Client, engine: AsyncEngine, settings: Settings, smtp: tuple[int, Path]
+) -> None:
+    campaign, list_name = await campaign_with_list(engine, STRATEGY, contacts=300)
+    task_queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    before = len(messages(smtp[1]))
+    async with build_worker(client, settings, engine=engine, task_queue=task_queue):
+        launched = await start_sub_campaign(
+            client, engine, campaign=campaign, list_name=list_name, task_queue=task_queue
+        )
+        summary = await asyncio.wait_for(launched.handle.result(), 120)
+        plan = await launched.handle.query(SubCampaignWorkflow.plan_query)
+    assert summary.state == "completed"
+    assert [p.status.value for p in plan.passes] == ["done", "done", "done"]
+    sub_id = launched.sub_campaign.id
+    async with engine.connect() as connection:
+        per_pass = dict((await connection.execute(text(
+            "SELECT pass_number, count(DISTINCT contact_id) FROM attempts"
+            " WHERE sub_campaign_id = :s GROUP BY pass_number"), {"s": sub_id})).all())
+        selected = dict((await connection.execute(text(
+            "SELECT pass_number, count(*) FROM pass_selections WHERE sub_campaign_id = :s"
+            " GROUP BY pass_number"), {"s": sub_id})).all())
+        duplicates = await connection.scalar(text(
+            "SELECT count(*) FROM (SELECT 1 FROM attempts WHERE sub_campaign_id = :s"
+            " GROUP BY pass_number, contact_id, device_id, try_number HAVING count(*) > 1) d"),
+            {"s": sub_id})
+        emails_sent = await connection.scalar(text(
+            "SELECT count(*) FROM attempts WHERE sub_campaign_id = :s AND pass_number = 3"
+            " AND result = 'success'"), {"s": sub_id})
+        retry_ok = await connection.scalar(text(
+            """SELECT count(*) FROM pass_selections s WHERE s.sub_campaign_id = :s
+               AND s.pass_number = 2 AND s.contact_id NOT IN (
+                 SELECT contact_id FROM pass_selections WHERE sub_campaign_id = :s
+                 AND pass_number = 1)"""), {"s": sub_id})
+    assert selected[1] == 300
+    assert per_pass == selected  # every selected contact ends each pass with a row
+    assert duplicates == 0
+    assert retry_ok == 0  # source = previous: pass 2 chose only among pass 1's contacts
+    assert 0 < selected[2] < 300
+    assert plan.passes[2].counts.results.get("success", 0) == emails_sent
+    assert len(messages(smtp[1])) - before == emails_sent > 0
+
+    history = (await launched.handle.fetch_history()).to_json()
+    leaked = [value for value in await personal_values(engine, list_name) if value in history]
+    assert leaked == []

@@ -1,0 +1,448 @@
+"""SubCampaignWorkflow: one sub-campaign, one durable workflow, one run per campaign day.
+
+A run plans its day (activity), then works today's passes in order: it waits
+for a pass's window or `after` delay on a timer that amendments and lifecycle
+messages wake, runs the pass as an activity, and at the end of the day
+continues-as-new into the next day with the defined strategy. Managers amend
+today's passes that have not started (signal or validated update), pause,
+resume and stop. Everything here is ids, names, codes and counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from activities.passes import PassActivities, PassInput
+    from activities.planning import PlanInput, PlanningActivities
+    from csm.amendments import (
+        Amendment,
+        AmendmentRecord,
+        AmendmentRejected,
+        apply_amendment,
+        describe,
+        parse_amendment,
+    )
+    from csm.plan import DayPlan, PassCounts, PassStatus, PlannedPass, window_span
+
+CAMPAIGN = SearchAttributeKey.for_keyword("CsmCampaign")
+SUB_CAMPAIGN = SearchAttributeKey.for_keyword("CsmSubCampaign")
+DAY = SearchAttributeKey.for_keyword("CsmDay")
+STATE = SearchAttributeKey.for_keyword("CsmState")
+
+PASS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+
+
+@dataclass
+class SubCampaignInput:
+    """The one input of the workflow; fields may be added with defaults, never removed."""
+
+    sub_campaign_id: int
+    campaign_id: int
+    list_id: int
+    campaign: str
+    sub_campaign: str
+    day: date | None = None  # None: the campaign day it is when the run starts
+    paused: bool = False  # carried across days
+    previous_selection: tuple[date, int] | None = None
+    days_run: int = 0
+    totals: dict[str, int] = field(default_factory=dict)  # result code → attempts, all days
+
+
+@dataclass
+class SubCampaignSummary:
+    sub_campaign_id: int
+    state: str  # completed | stopped
+    days_run: int
+    totals: dict[str, int]
+
+
+@dataclass
+class PlanView:
+    """What `plan` answers: today's passes and the amendment log. Counts only."""
+
+    sub_campaign: str
+    day: date | None
+    state: str
+    strategy_version: int | None
+    passes: list[PlannedPass]
+    amendments: list[AmendmentRecord]
+
+
+@workflow.defn(name="SubCampaign")
+class SubCampaignWorkflow:
+    @workflow.init
+    def __init__(self, params: SubCampaignInput) -> None:
+        self.params = params
+        self.state = "paused" if params.paused else "running"
+        self.plan: DayPlan | None = None
+        self.groups: dict[str, list[str]] = {}
+        self.defined: list[PlannedPass] = []
+        self.passes: list[PlannedPass] = []
+        self.active: list[Amendment] = []
+        self.log: list[AmendmentRecord] = []
+        self.wakeups = 0  # bumped by every message, so waiting timers re-evaluate
+        self.previous_selection = params.previous_selection
+        self.last_pass_ended: datetime | None = None
+
+    # ---- run -----------------------------------------------------------------
+    @workflow.run
+    async def run(self, params: SubCampaignInput) -> SubCampaignSummary:
+        planned = await workflow.execute_activity_method(
+            PlanningActivities.plan_day,
+            PlanInput(params.sub_campaign_id, workflow.now(), params.day),
+            start_to_close_timeout=timedelta(minutes=2),
+            summary="plan the day",
+        )
+        self.plan, self.groups = planned.plan, planned.response_groups
+        self.defined = [p.model_copy(deep=True) for p in self.plan.passes]
+        self.passes = [p.model_copy(deep=True) for p in self.plan.passes]
+        self._publish()
+
+        while self.state != "stopped":
+            self._expire_amendments()
+            current = next((p for p in self.passes if not p.status.final), None)
+            if current is None:
+                break
+            if self.state == "paused":
+                await self._wait(None, "paused")
+                continue
+            if not await self._ready(current):
+                continue
+            await self._run_pass(current)
+
+        totals = dict(params.totals)
+        for planned_pass in self.passes:
+            for code, count in (planned_pass.counts.results if planned_pass.counts else {}).items():
+                totals[code] = totals.get(code, 0) + count
+        if self.state == "stopped" or not self.plan.list_has_contacts or self.plan.next_day is None:
+            return await self._finish("stopped" if self.state == "stopped" else "completed", totals)
+        # The day's work is done: sleep to the next campaign day, then start it afresh.
+        assert self.plan.next_day_starts_at is not None
+        self._publish()
+        while self.state != "stopped" and workflow.now() < self.plan.next_day_starts_at:
+            await self._wait(self.plan.next_day_starts_at, f"until {self.plan.next_day}")
+        if self.state == "stopped":
+            return await self._finish("stopped", totals)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            SubCampaignInput(
+                sub_campaign_id=params.sub_campaign_id,
+                campaign_id=params.campaign_id,
+                list_id=params.list_id,
+                campaign=params.campaign,
+                sub_campaign=params.sub_campaign,
+                day=self.plan.next_day,
+                paused=self.state == "paused",
+                previous_selection=self.previous_selection,
+                days_run=params.days_run + 1,
+                totals=totals,
+            )
+        )
+
+    async def _finish(self, state: str, totals: dict[str, int]) -> SubCampaignSummary:
+        self.state = state
+        self._publish()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return SubCampaignSummary(
+            sub_campaign_id=self.params.sub_campaign_id,
+            state=state,
+            days_run=self.params.days_run + 1,
+            totals=totals,
+        )
+
+    async def _ready(self, current: PlannedPass) -> bool:
+        """True when `current` may start now; else it waits (or is skipped) and we re-plan."""
+        assert self.plan is not None
+        now = workflow.now()
+        start_at = self.plan.day_starts_at
+        span = window_span(current.definition.window, self.plan)
+        if span is not None:
+            start_at = max(start_at, span[0])
+        if current.definition.after is not None and self.last_pass_ended is not None:
+            start_at = max(start_at, self.last_pass_ended + current.definition.after)
+        closes_at = span[1] if span is not None else self.plan.day_ends_at
+        if current.status is PassStatus.PAUSED:
+            return True  # it started already: resume it from its cursor
+        if start_at >= closes_at or now >= closes_at:
+            current.status = PassStatus.SKIPPED
+            current.note = "its window closed before it could start"
+            self._publish()
+            return False
+        if now < start_at:
+            current.status = PassStatus.WAITING
+            self._publish()
+            await self._wait(start_at, f"pass {current.number} opens")
+            return False
+        return True
+
+    async def _wait(self, until: datetime | None, summary: str) -> None:
+        """Sleep until `until` (or forever), waking early on any message or amendment expiry."""
+        seen = self.wakeups
+        deadlines = [a.until for a in self.active if a.until is not None]
+        if until is not None:
+            deadlines.append(until)
+        timeout = None
+        if deadlines:
+            timeout = max((min(deadlines) - workflow.now()).total_seconds(), 0.001)
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self.wakeups != seen, timeout=timeout, timeout_summary=summary
+            )
+
+    async def _run_pass(self, current: PlannedPass) -> None:
+        assert self.plan is not None
+        current.status = PassStatus.RUNNING
+        self._publish()
+        definition = current.definition
+        handle = workflow.start_activity_method(
+            PassActivities.run_pass,
+            self._pass_input(current),
+            start_to_close_timeout=timedelta(hours=24),
+            heartbeat_timeout=timedelta(seconds=20),
+            retry_policy=PASS_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"pass {current.number} · {definition.channel.value} · {definition.name}",
+        )
+        await workflow.wait_condition(lambda: handle.done() or self.state != "running")
+        if not handle.done():
+            handle.cancel()
+        try:
+            current.counts = await handle
+        except ActivityError as err:
+            if not isinstance(err.cause, CancelledError):
+                raise
+            if self.state == "paused":
+                current.status = PassStatus.PAUSED
+                self._publish()
+                return
+            current.counts = await workflow.execute_activity_method(
+                PassActivities.run_pass,
+                self._pass_input(current, close_reason="stopped"),
+                start_to_close_timeout=timedelta(minutes=30),
+                retry_policy=PASS_RETRY,
+                summary=f"pass {current.number} · close after stop",
+            )
+            current.status = PassStatus.STOPPED
+            self._publish()
+            return
+        current.status = PassStatus.DONE
+        self.last_pass_ended = workflow.now()
+        self.previous_selection = (self.plan.day, current.number)
+        self._publish()
+
+    def _pass_input(self, current: PlannedPass, close_reason: str | None = None) -> PassInput:
+        assert self.plan is not None
+        return PassInput(
+            sub_campaign_id=self.params.sub_campaign_id,
+            campaign_id=self.params.campaign_id,
+            list_id=self.params.list_id,
+            day=self.plan.day,
+            pass_number=current.number,
+            definition=current.definition,
+            response_groups=self.groups,
+            campaign_timezone=self.plan.campaign_timezone,
+            previous_selection=self.previous_selection,
+            close_reason=close_reason,
+        )
+
+    # ---- amendments ----------------------------------------------------------
+    def _amended(self, amendment: Amendment) -> list[PlannedPass]:
+        assert self.plan is not None
+        return apply_amendment(
+            self.plan, self.passes, amendment, now=workflow.now(), groups=self.groups
+        )
+
+    def _record(self, amendment: Amendment, outcome: str, message: str = "") -> AmendmentRecord:
+        record = AmendmentRecord(
+            number=len(self.log) + 1,
+            author=amendment.author,
+            reason=amendment.reason,
+            received_at=workflow.now(),
+            until=amendment.until,
+            operations=[describe(op) for op in amendment.operations],
+            outcome=outcome,  # type: ignore[arg-type]
+            message=message,
+        )
+        self.log.append(record)
+        return record
+
+    def _apply(self, amendment: Amendment) -> None:
+        self.passes = self._amended(amendment)
+        self.active.append(amendment)
+        self._record(amendment, "applied")
+        self.wakeups += 1
+        self._publish()
+
+    def _expire_amendments(self) -> None:
+        """After an amendment's `until`, the defined plan applies again to passes not started."""
+        now = workflow.now()
+        expired = [a for a in self.active if a.until is not None and a.until <= now]
+        if not expired or self.plan is None:
+            return
+        self.active = [a for a in self.active if a not in expired]
+        for amendment in expired:
+            for record in self.log:
+                if (
+                    record.outcome == "applied"
+                    and record.until == amendment.until
+                    and (record.operations == [describe(op) for op in amendment.operations])
+                ):
+                    record.outcome = "expired"
+        started = {
+            p.number: p
+            for p in self.passes
+            if p.status.started or (p.status.final and p.note != "skipped by amendment")
+        }
+        rebuilt = [started.get(p.number, p.model_copy(deep=True)) for p in self.defined]
+        rebuilt += [p for p in self.passes if p.added and p.number in started]
+        for amendment in self.active:
+            try:
+                rebuilt = apply_amendment(
+                    self.plan, rebuilt, amendment, now=now, groups=self.groups
+                )
+            except AmendmentRejected as err:
+                self._record(amendment, "rejected", f"no longer applies: {err}")
+        self.passes = rebuilt
+        self._publish()
+
+    @workflow.signal(name="amend")
+    def amend_signal(self, payload: Any) -> None:
+        """Fire-and-forget amendment (what the Temporal UI sends); invalid ones are logged."""
+        try:
+            amendment = parse_amendment(payload)
+        except AmendmentRejected as err:
+            self.log.append(
+                AmendmentRecord(
+                    number=len(self.log) + 1,
+                    author="unknown",
+                    reason="",
+                    received_at=workflow.now(),
+                    until=None,
+                    operations=[],
+                    outcome="rejected",
+                    message=str(err),
+                )
+            )
+            return
+        if self.state in ("stopped", "completed"):
+            self._record(amendment, "rejected", f"the sub-campaign is {self.state}")
+            return
+        try:
+            self._apply(amendment)
+        except AmendmentRejected as err:
+            self._record(amendment, "rejected", str(err))
+
+    @workflow.update(name="amend")
+    def amend_update(self, amendment: Amendment) -> PlanView:
+        self._apply(amendment)
+        return self.plan_query()
+
+    @amend_update.validator
+    def _validate_amend(self, amendment: Amendment) -> None:
+        if self.plan is None:
+            raise ApplicationError("the day's plan is not ready yet; try again in a moment")
+        if self.state in ("stopped", "completed"):
+            raise ApplicationError(f"the sub-campaign is {self.state}; it cannot be amended")
+        try:
+            self._amended(amendment)
+        except AmendmentRejected as err:
+            raise ApplicationError(str(err), type="AmendmentRejected") from None
+
+    # ---- lifecycle -----------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.wakeups += 1
+        self._publish()
+
+    @workflow.signal
+    def pause(self) -> None:
+        if self.state == "running":
+            self._set_state("paused")
+
+    @workflow.signal
+    def resume(self) -> None:
+        if self.state == "paused":
+            self._set_state("running")
+
+    @workflow.signal
+    def stop(self) -> None:
+        if self.state in ("running", "paused"):
+            self._set_state("stopped")
+
+    @workflow.update(name="lifecycle")
+    def lifecycle(self, action: str) -> str:
+        {"pause": self.pause, "resume": self.resume, "stop": self.stop}[action]()
+        return self.state
+
+    @lifecycle.validator
+    def _validate_lifecycle(self, action: str) -> None:
+        if action not in ("pause", "resume", "stop"):
+            raise ApplicationError(f"unknown action {action!r}: pause, resume or stop")
+        if self.state == "stopped" or self.state == "completed":
+            raise ApplicationError(
+                f"the sub-campaign is {self.state}; it cannot {action} (stop is final)"
+            )
+        if action == "resume" and self.state != "paused":
+            raise ApplicationError(f"the sub-campaign is {self.state}, not paused")
+        if action == "pause" and self.state != "running":
+            raise ApplicationError(f"the sub-campaign is {self.state}, not running")
+
+    # ---- queries and what ops see ---------------------------------------------
+    @workflow.query(name="plan")
+    def plan_query(self) -> PlanView:
+        return PlanView(
+            sub_campaign=self.params.sub_campaign,
+            day=self.plan.day if self.plan else None,
+            state=self.state,
+            strategy_version=self.plan.strategy_version if self.plan else None,
+            passes=self.passes,
+            amendments=self.log,
+        )
+
+    @workflow.query(name="progress")
+    def progress(self) -> dict[str, int]:
+        counts: dict[str, int] = {"passes": len(self.passes)}
+        for status in PassStatus:
+            counts[f"passes_{status.value}"] = sum(1 for p in self.passes if p.status is status)
+        for planned in self.passes:
+            if planned.counts:
+                for name in ("selected", "attempted", "skipped", "unknown"):
+                    counts[name] = counts.get(name, 0) + getattr(planned.counts, name)
+        return counts
+
+    def _publish(self) -> None:
+        """Search attributes and the UI's current details: ids, codes and counts only."""
+        day = self.plan.day.isoformat() if self.plan else ""
+        workflow.upsert_search_attributes(
+            [
+                CAMPAIGN.value_set(self.params.campaign),
+                SUB_CAMPAIGN.value_set(self.params.sub_campaign),
+                DAY.value_set(day),
+                STATE.value_set(self.state),
+            ]
+        )
+        lines = [
+            f"**{self.params.sub_campaign}** · {day} · {self.state}",
+            "",
+            "| # | pass | channel | status | selected | attempted |",
+            "|---|---|---|---|---|---|",
+        ]
+        for p in self.passes:
+            c = p.counts or PassCounts()
+            lines.append(
+                f"| {p.number} | {p.definition.name} | {p.definition.channel.value} | "
+                f"{p.status.value}{' (amended)' if p.amended else ''} | "
+                f"{c.selected} | {c.attempted} |"
+            )
+        workflow.set_current_details("\n".join(lines))
