@@ -251,16 +251,22 @@ class PassActivities:
         while cursor < selected:
             batch = await self._load(connection, key, params, cursor)
             if not batch:
-                break
+                cursor = min(cursor + params.batch_size, selected)
+                continue
             last = batch[-1].seq
             await mark_inflight(connection, key, last)
-            work = asyncio.ensure_future(self._attempt_batch(batch, params, clock, pacer))
+            stopping = asyncio.Event()
+            work = asyncio.ensure_future(
+                self._attempt_batch(batch, params, clock, pacer, stopping, cursor)
+            )
             try:
-                rows = await asyncio.shield(work)
+                rows, done_to = await asyncio.shield(work)
             except asyncio.CancelledError:
-                rows = await work  # finish the batch in hand, record it, then stop
-                await record_batch(connection, key, rows, last)
-                activity.heartbeat(last)
+                # Pause or stop: finish the attempts in hand, record them, then stop.
+                stopping.set()
+                rows, done_to = await work
+                await record_batch(connection, key, rows, done_to)
+                activity.heartbeat(done_to)
                 raise
             await record_batch(connection, key, rows, last)
             cursor = last
@@ -282,6 +288,10 @@ class PassActivities:
             LEFT JOIN devices d ON d.contact_id = c.id AND d.kind = ANY($6::text[])
             WHERE s.sub_campaign_id = $1 AND s.day = $2 AND s.pass_number = $3
               AND s.seq > $4 AND s.seq <= $5
+              AND NOT EXISTS (
+                SELECT 1 FROM attempts a
+                WHERE a.sub_campaign_id = s.sub_campaign_id AND a.day = s.day
+                  AND a.pass_number = s.pass_number AND a.contact_id = s.contact_id)
             ORDER BY s.seq, array_position($6::text[], d.kind), d.position
             """,  # the only interpolations are fixed column names
             *key.args,
@@ -307,18 +317,40 @@ class PassActivities:
         return batch
 
     async def _attempt_batch(
-        self, batch: list[_Contact], params: PassInput, clock: _Clock, pacer: _Pacer
-    ) -> list[AttemptRow]:
+        self,
+        batch: list[_Contact],
+        params: PassInput,
+        clock: _Clock,
+        pacer: _Pacer,
+        stopping: asyncio.Event,
+        cursor: int,
+    ) -> tuple[list[AttemptRow], int]:
+        """Attempt the batch in `concurrency` lanes; stop taking contacts once `stopping` is set.
+
+        Returns the rows and the new cursor: the highest seq up to which every contact
+        of the batch was handled (contacts handled past it are skipped on resume).
+        """
         rows: list[AttemptRow] = []
+        handled: set[int] = set()
         pending = iter(batch)
         lanes = min(params.definition.pacing.concurrency, len(batch))
 
         async def lane() -> None:
-            for contact in pending:
+            for number, contact in enumerate(pending):
+                if stopping.is_set():
+                    return
                 rows.extend(await self._attempt_contact(contact, params, clock, pacer))
+                handled.add(contact.seq)
+                if number % 32 == 0:
+                    activity.heartbeat(cursor)  # lets a pause or stop reach us mid-batch
 
         await asyncio.gather(*(lane() for _ in range(lanes)))
-        return rows
+        done_to = cursor
+        for contact in batch:
+            if contact.seq not in handled:
+                break
+            done_to = contact.seq
+        return rows, done_to
 
     async def _attempt_contact(
         self, contact: _Contact, params: PassInput, clock: _Clock, pacer: _Pacer
