@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from csm.campaigns import create_campaign
 from csm.strategy import load_strategy
 from csm.synthetic import create_synthetic_list
+from workflows.subcampaign import PlanView, SubCampaignWorkflow
 
 
 def unique(prefix: str) -> str:
@@ -30,8 +33,9 @@ async def campaign_with_list(
 async def personal_values(engine: AsyncEngine, list_name: str) -> set[str]:
     """Every phone number, e-mail address, account key and attribute value of the list."""
     async with engine.connect() as connection:
-        rows = await connection.execute(text(
-            """
+        rows = await connection.execute(
+            text(
+                """
             SELECT d.value FROM devices d JOIN list_members m ON m.contact_id = d.contact_id
               JOIN lists l ON l.id = m.list_id WHERE l.name = :n
             UNION SELECT c.account_key FROM contacts c JOIN list_members m ON m.contact_id = c.id
@@ -39,5 +43,21 @@ async def personal_values(engine: AsyncEngine, list_name: str) -> set[str]:
             UNION SELECT a.value FROM contacts c JOIN list_members m ON m.contact_id = c.id
               JOIN lists l ON l.id = m.list_id, jsonb_each_text(c.attributes) a
               WHERE l.name = :n
-            """), {"n": list_name})
+            """
+            ),
+            {"n": list_name},
+        )
         return {value for (value,) in rows if value and len(value) >= 4}
+
+
+async def wait_for_plan(handle, predicate: Callable[[PlanView], bool], what: str) -> PlanView:
+    """Poll the `plan` query until `predicate` holds (a minute at most)."""
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                plan = await handle.query(SubCampaignWorkflow.plan_query)
+                if plan.passes and predicate(plan):
+                    return plan
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None

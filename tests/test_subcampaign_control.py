@@ -6,24 +6,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from csm.amendments import Amendment, SetFilter, SkipPass
+from csm.amendments import Amendment, SetFilter
 from csm.channels import Channels
 from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
 from csm.launch import start_sub_campaign
 from csm.plan import PassStatus
 from csm.settings import Settings
 from csm.vocabulary import Channel
-from tests.helpers import campaign_with_list
+from tests.helpers import campaign_with_list, wait_for_plan
 from worker import build_worker
-from workflows.subcampaign import PlanView, SubCampaignWorkflow
+from workflows.subcampaign import SubCampaignWorkflow
 
 STRATEGY = """
 timezone = "America/Chicago"
@@ -50,19 +49,6 @@ filter = "not ever('reached')"
 def slow_channels(latency: float) -> Channels:
     carrier = SimulatedCarrier(SimulatorConfig(seed=3, latency_seconds=latency))
     return Channels({Channel.VOICE: carrier, Channel.SMS: carrier, Channel.DIALER: carrier})
-
-
-async def wait_for_plan(
-    handle: WorkflowHandle, predicate: Callable[[PlanView], bool], what: str, timeout: float = 60
-) -> PlanView:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        plan = await handle.query(SubCampaignWorkflow.plan_query)
-        if plan.passes and predicate(plan):
-            return plan
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def ledger_count(engine: AsyncEngine, sub_id: int, pass_number: int) -> int:

@@ -18,7 +18,7 @@ from csm.amendments import Amendment, SetFilter, SkipPass
 from csm.launch import start_sub_campaign
 from csm.plan import PassStatus
 from csm.settings import SEARCH_ATTRIBUTES, Settings
-from tests.helpers import campaign_with_list
+from tests.helpers import campaign_with_list, wait_for_plan
 from worker import build_worker
 from workflows.subcampaign import SubCampaignWorkflow
 
@@ -81,16 +81,6 @@ async def registered(time_skipping_env: WorkflowEnvironment) -> WorkflowEnvironm
     return time_skipping_env
 
 
-async def _wait_for(handle, predicate, what: str, timeout: float = 60) -> object:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        plan = await handle.query(SubCampaignWorkflow.plan_query)
-        if predicate(plan):
-            return plan
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def _rows_by_day_and_pass(engine: AsyncEngine, sub_id: int) -> dict[tuple, int]:
     async with engine.connect() as connection:
         rows = await connection.execute(
@@ -114,7 +104,7 @@ async def test_amendment_changes_only_today_and_tomorrow_runs_the_defined_strate
             client, engine, campaign=campaign, list_name=list_name, task_queue=queue
         )
         handle = launched.handle
-        plan = await _wait_for(
+        plan = await wait_for_plan(
             handle,
             lambda p: p.passes and p.passes[0].status is PassStatus.DONE,
             "day 1's first pass",
@@ -156,7 +146,7 @@ async def test_until_expiry_restores_the_defined_plan(
             client, engine, campaign=campaign, list_name=list_name, task_queue=queue
         )
         handle = launched.handle
-        await _wait_for(
+        await wait_for_plan(
             handle,
             lambda p: p.passes and p.passes[0].status is PassStatus.DONE,
             "day 1's first pass",

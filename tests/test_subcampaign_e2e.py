@@ -58,24 +58,52 @@ async def test_three_passes_complete_exactly(
     assert [p.status.value for p in plan.passes] == ["done", "done", "done"]
     sub_id = launched.sub_campaign.id
     async with engine.connect() as connection:
-        per_pass = dict((await connection.execute(text(
-            "SELECT pass_number, count(DISTINCT contact_id) FROM attempts"
-            " WHERE sub_campaign_id = :s GROUP BY pass_number"), {"s": sub_id})).all())
-        selected = dict((await connection.execute(text(
-            "SELECT pass_number, count(*) FROM pass_selections WHERE sub_campaign_id = :s"
-            " GROUP BY pass_number"), {"s": sub_id})).all())
-        duplicates = await connection.scalar(text(
-            "SELECT count(*) FROM (SELECT 1 FROM attempts WHERE sub_campaign_id = :s"
-            " GROUP BY pass_number, contact_id, device_id, try_number HAVING count(*) > 1) d"),
-            {"s": sub_id})
-        emails_sent = await connection.scalar(text(
-            "SELECT count(*) FROM attempts WHERE sub_campaign_id = :s AND pass_number = 3"
-            " AND result = 'success'"), {"s": sub_id})
-        retry_ok = await connection.scalar(text(
-            """SELECT count(*) FROM pass_selections s WHERE s.sub_campaign_id = :s
+        per_pass = dict(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT pass_number, count(DISTINCT contact_id) FROM attempts"
+                        " WHERE sub_campaign_id = :s GROUP BY pass_number"
+                    ),
+                    {"s": sub_id},
+                )
+            ).all()
+        )
+        selected = dict(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT pass_number, count(*) FROM pass_selections"
+                        " WHERE sub_campaign_id = :s"
+                        " GROUP BY pass_number"
+                    ),
+                    {"s": sub_id},
+                )
+            ).all()
+        )
+        duplicates = await connection.scalar(
+            text(
+                "SELECT count(*) FROM (SELECT 1 FROM attempts WHERE sub_campaign_id = :s"
+                " GROUP BY pass_number, contact_id, device_id, try_number HAVING count(*) > 1) d"
+            ),
+            {"s": sub_id},
+        )
+        emails_sent = await connection.scalar(
+            text(
+                "SELECT count(*) FROM attempts WHERE sub_campaign_id = :s AND pass_number = 3"
+                " AND result = 'success'"
+            ),
+            {"s": sub_id},
+        )
+        retry_ok = await connection.scalar(
+            text(
+                """SELECT count(*) FROM pass_selections s WHERE s.sub_campaign_id = :s
                AND s.pass_number = 2 AND s.contact_id NOT IN (
                  SELECT contact_id FROM pass_selections WHERE sub_campaign_id = :s
-                 AND pass_number = 1)"""), {"s": sub_id})
+                 AND pass_number = 1)"""
+            ),
+            {"s": sub_id},
+        )
     assert selected[1] == 300
     assert per_pass == selected  # every selected contact ends each pass with a row
     assert duplicates == 0
