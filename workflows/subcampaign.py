@@ -209,7 +209,7 @@ class SubCampaignWorkflow:
             PassActivities.run_pass,
             self._pass_input(current),
             start_to_close_timeout=timedelta(hours=24),
-            heartbeat_timeout=timedelta(seconds=20),
+            heartbeat_timeout=timedelta(seconds=10),
             retry_policy=PASS_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"pass {current.number} · {definition.channel.value} · {definition.name}",
