@@ -248,12 +248,14 @@ class PassActivities:
         assert state is not None
         cursor, selected = state["cursor"], state["selected"]
         pacer = _Pacer(params.definition.pacing.per_minute)
+        resuming = cursor > 0
         while cursor < selected:
-            batch = await self._load(connection, key, params, cursor)
+            batch = await self._load(connection, key, params, cursor, resuming=resuming)
+            resuming = False
+            last = min(cursor + params.batch_size, selected)  # seqs are dense: 1..selected
             if not batch:
-                cursor = min(cursor + params.batch_size, selected)
+                cursor = last
                 continue
-            last = batch[-1].seq
             await mark_inflight(connection, key, last)
             stopping = asyncio.Event()
             work = asyncio.ensure_future(
@@ -273,8 +275,15 @@ class PassActivities:
             activity.heartbeat(cursor)
 
     async def _load(
-        self, connection: asyncpg.Connection, key: PassKey, params: PassInput, cursor: int
+        self,
+        connection: asyncpg.Connection,
+        key: PassKey,
+        params: PassInput,
+        cursor: int,
+        *,
+        resuming: bool,
     ) -> list[_Contact]:
+        """The next batch past `cursor`, each contact with its devices in the pass's order."""
         definition = params.definition
         kinds = [kind.value for kind in definition.devices]
         with_attributes = bool(definition.template or definition.subject)
@@ -288,10 +297,6 @@ class PassActivities:
             LEFT JOIN devices d ON d.contact_id = c.id AND d.kind = ANY($6::text[])
             WHERE s.sub_campaign_id = $1 AND s.day = $2 AND s.pass_number = $3
               AND s.seq > $4 AND s.seq <= $5
-              AND NOT EXISTS (
-                SELECT 1 FROM attempts a
-                WHERE a.sub_campaign_id = s.sub_campaign_id AND a.day = s.day
-                  AND a.pass_number = s.pass_number AND a.contact_id = s.contact_id)
             ORDER BY s.seq, array_position($6::text[], d.kind), d.position
             """,  # the only interpolations are fixed column names
             *key.args,
@@ -314,6 +319,18 @@ class PassActivities:
                 )
             if r["device_id"] is not None:
                 batch[-1].devices.append((r["device_id"], r["kind"], r["value"]))
+        if resuming and batch:
+            # A pause may have recorded contacts past the cursor (lanes finish out of order).
+            done = set(
+                await connection.fetchval(
+                    "SELECT coalesce(array_agg(contact_id), '{}') FROM attempts"
+                    " WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3"
+                    " AND contact_id = ANY($4::bigint[])",
+                    *key.args,
+                    [c.contact_id for c in batch],
+                )
+            )
+            batch = [c for c in batch if c.contact_id not in done]
         return batch
 
     async def _attempt_batch(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import distinct, exists, update
+from sqlalchemy import exists, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from temporalio import activity
@@ -64,7 +64,8 @@ class PlanningActivities:
                 version, strategy = await strategy_in_force(session, campaign.id, day)
             list_zones = (
                 await session.exec(
-                    select(distinct(Contact.timezone))
+                    select(Contact.timezone)
+                    .distinct()
                     .join(ListMember, ListMember.contact_id == Contact.id)
                     .where(ListMember.list_id == sub.list_id, Contact.timezone.is_not(None))
                 )
