@@ -29,6 +29,7 @@ from temporalio import activity
 from csm.channels import AttemptOutcome, AttemptRequest, Channels
 from csm.filters import check_filter
 from csm.ledger import (
+    ROUND,
     AttemptRow,
     PassKey,
     count_pass,
@@ -42,12 +43,16 @@ from csm.plan import PassCounts
 from csm.selection import contacts, selection_query
 from csm.strategy.model import PassDefinition
 from csm.tables import PassProgress, PassSelection
-from csm.vocabulary import Channel, SkipReason
+from csm.vocabulary import NOT_ATTEMPTED_CODES, RESULT_CODES, Channel, SkipReason
 
 #: Results after which the pass tries the contact's next device.
 NEXT_DEVICE = frozenset(
     {"busy", "no_answer", "bad_device", "not_connected", "undelivered_machine", "failed", "bounced"}
 )
+#: Results worth another try of the same device, in a later round after the pass's gap.
+RETRYABLE = frozenset({"busy", "no_answer", "not_connected", "failed"})
+#: Results that end the pass for a contact: someone or something was reached (or may have been).
+ENDS_CONTACT = RESULT_CODES - NEXT_DEVICE - NOT_ATTEMPTED_CODES
 CONSENT_COLUMN = {
     Channel.VOICE: "consent_voice",
     Channel.DIALER: "consent_voice",
@@ -136,41 +141,114 @@ class PassActivities:
 
     @activity.defn(name="run_pass")
     async def run_pass(self, params: PassInput) -> PassCounts:
-        key = PassKey(params.sub_campaign_id, params.day, params.pass_number)
         clock = _Clock()
-        await self._freeze(params)
+        first = PassKey(params.sub_campaign_id, params.day, params.pass_number)
+        await self._freeze(params, clock)
         async with self.engine.connect() as sa_connection:
             raw = await sa_connection.get_raw_connection()
             connection: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-            channel = params.definition.channel.value
-            unknown = await settle_inflight(
-                connection, key, campaign_id=params.campaign_id, channel=channel, now=clock.now()
-            )
-            if unknown:
-                activity.logger.warning(
-                    "pass %s: %d attempts in flight at a crash recorded as unknown",
-                    params.pass_number,
-                    unknown,
-                )
-            if params.close_reason:
-                await skip_remaining(
-                    connection,
-                    key,
-                    campaign_id=params.campaign_id,
-                    channel=channel,
-                    reason=params.close_reason,
-                    now=clock.now(),
-                )
-            else:
-                await self._sweep(connection, key, params, clock)
+            key = first
+            while True:
+                await self._settle(connection, key, params, clock)
+                if params.close_reason:
+                    await skip_remaining(
+                        connection,
+                        key,
+                        campaign_id=params.campaign_id,
+                        channel=params.definition.channel.value,
+                        reason=params.close_reason,
+                        now=clock.now(),
+                    )
+                else:
+                    await self._sweep(connection, key, params, clock)
+                if key.round >= params.definition.retries.per_device:
+                    break
+                following = key.next_round()
+                if params.close_reason:
+                    if await progress(connection, following) is None:
+                        break
+                elif not await self._freeze_retry(connection, following, params, clock):
+                    break
+                key = following
             await connection.execute(
-                "UPDATE pass_progress SET finished = true WHERE sub_campaign_id = $1"
-                " AND day = $2 AND pass_number = $3",
-                *key.args,
+                f"UPDATE pass_progress SET finished = true {ROUND}", *first.round_args
             )
-            return await count_pass(connection, key)
+            return await count_pass(connection, first)
 
-    async def _freeze(self, params: PassInput) -> None:
+    async def _settle(
+        self, connection: asyncpg.Connection, key: PassKey, params: PassInput, clock: _Clock
+    ) -> None:
+        unknown = await settle_inflight(
+            connection,
+            key,
+            campaign_id=params.campaign_id,
+            channel=params.definition.channel.value,
+            now=clock.now(),
+        )
+        if unknown:
+            activity.logger.warning(
+                "pass %s try %s: %d attempts in flight at a crash recorded as unknown",
+                params.pass_number,
+                key.round,
+                unknown,
+            )
+
+    async def _freeze_retry(
+        self, connection: asyncpg.Connection, key: PassKey, params: PassInput, clock: _Clock
+    ) -> bool:
+        """Freeze round `key.round`: contacts whose devices gave a retryable result in the
+        previous round and whom nothing has reached, once the pass's gap has passed since the
+        previous round's last attempt. False: nobody to retry."""
+        existing = await progress(connection, key)
+        if existing is not None:
+            return existing["selected"] > 0
+        last_try = await connection.fetchval(
+            "SELECT max(attempted_at) FROM attempts WHERE sub_campaign_id = $1 AND day = $2"
+            " AND pass_number = $3 AND try_number = $4",
+            *key.args,
+            key.round - 1,
+        )
+        due = (last_try or clock.now()) + params.definition.retries.gap  # the minimum gap
+        while (wait := (due - clock.now()).total_seconds()) > 0:
+            activity.heartbeat()
+            await asyncio.sleep(min(wait, 1.0))
+        async with connection.transaction():
+            claimed = await connection.fetchval(
+                "INSERT INTO pass_progress (sub_campaign_id, day, pass_number, round, started_at,"
+                " selected, cursor, finished, updated_at) VALUES ($1, $2, $3, $4, $5, 0, 0, false,"
+                " now()) ON CONFLICT DO NOTHING RETURNING round",
+                *key.round_args,
+                clock.now(),
+            )
+            if claimed is None:
+                return True
+            status = await connection.execute(
+                """
+                WITH per_contact AS (
+                  SELECT contact_id,
+                         bool_or(try_number = $4 - 1 AND result = ANY($5::text[])) AS retry,
+                         bool_or(result = ANY($6::text[])) AS ended
+                  FROM attempts
+                  WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3
+                  GROUP BY contact_id)
+                INSERT INTO pass_selections (sub_campaign_id, day, pass_number, round, seq,
+                                             contact_id)
+                SELECT $1, $2, $3, $4, row_number() OVER (ORDER BY s.seq), s.contact_id
+                FROM pass_selections s JOIN per_contact p ON p.contact_id = s.contact_id
+                WHERE s.sub_campaign_id = $1 AND s.day = $2 AND s.pass_number = $3
+                  AND s.round = $4 - 1 AND p.retry AND NOT p.ended
+                """,
+                *key.round_args,
+                sorted(RETRYABLE),
+                sorted(ENDS_CONTACT),
+            )
+            selected = int(status.split()[-1])
+            await connection.execute(
+                f"UPDATE pass_progress SET selected = $5 {ROUND}", *key.round_args, selected
+            )
+        return selected > 0
+
+    async def _freeze(self, params: PassInput, clock: _Clock) -> None:
         """Store the selection once, ordered by when each contact's window opens."""
         definition = params.definition
         node = check_filter(definition.filter, params.response_groups)
@@ -183,6 +261,7 @@ class PassActivities:
                     chosen.c.sub_campaign_id == params.sub_campaign_id,
                     chosen.c.day == previous_day,
                     chosen.c.pass_number == previous_number,
+                    chosen.c.round == 0,
                 )
             )
         order = [contacts.c.id]
@@ -217,6 +296,8 @@ class PassActivities:
                     sub_campaign_id=params.sub_campaign_id,
                     day=params.day,
                     pass_number=params.pass_number,
+                    round=0,
+                    started_at=clock.now(),
                     selected=0,
                     cursor=0,
                     finished=False,
@@ -237,6 +318,7 @@ class PassActivities:
                     progress_table.c.sub_campaign_id == params.sub_campaign_id,
                     progress_table.c.day == params.day,
                     progress_table.c.pass_number == params.pass_number,
+                    progress_table.c.round == 0,
                 )
                 .values(selected=inserted.rowcount)
             )
@@ -259,7 +341,7 @@ class PassActivities:
             await mark_inflight(connection, key, last)
             stopping = asyncio.Event()
             work = asyncio.ensure_future(
-                self._attempt_batch(batch, params, clock, pacer, stopping, cursor)
+                self._attempt_batch(batch, params, clock, pacer, stopping, cursor, key.round)
             )
             try:
                 rows, done_to = await asyncio.shield(work)
@@ -295,14 +377,21 @@ class PassActivities:
             FROM pass_selections s
             JOIN contacts c ON c.id = s.contact_id
             LEFT JOIN devices d ON d.contact_id = c.id AND d.kind = ANY($6::text[])
+              AND ($7 = 0 OR d.id IN (
+                SELECT a.device_id FROM attempts a
+                WHERE a.sub_campaign_id = $1 AND a.day = $2 AND a.pass_number = $3
+                  AND a.contact_id = c.id AND a.try_number = $7 - 1
+                  AND a.result = ANY($8::text[])))
             WHERE s.sub_campaign_id = $1 AND s.day = $2 AND s.pass_number = $3
-              AND s.seq > $4 AND s.seq <= $5
+              AND s.round = $7 AND s.seq > $4 AND s.seq <= $5
             ORDER BY s.seq, array_position($6::text[], d.kind), d.position
             """,  # the only interpolations are fixed column names
             *key.args,
             cursor,
             cursor + params.batch_size,
             kinds,
+            key.round,
+            sorted(RETRYABLE),
         )
         batch: list[_Contact] = []
         for r in records:
@@ -341,6 +430,7 @@ class PassActivities:
         pacer: _Pacer,
         stopping: asyncio.Event,
         cursor: int,
+        try_number: int,
     ) -> tuple[list[AttemptRow], int]:
         """Attempt the batch in `concurrency` lanes; stop taking contacts once `stopping` is set.
 
@@ -356,7 +446,7 @@ class PassActivities:
             for number, contact in enumerate(pending):
                 if stopping.is_set():
                     return
-                rows.extend(await self._attempt_contact(contact, params, clock, pacer))
+                rows.extend(await self._attempt_contact(contact, params, clock, pacer, try_number))
                 handled.add(contact.seq)
                 if number % 32 == 0:
                     activity.heartbeat(cursor)  # lets a pause or stop reach us mid-batch
@@ -370,7 +460,7 @@ class PassActivities:
         return rows, done_to
 
     async def _attempt_contact(
-        self, contact: _Contact, params: PassInput, clock: _Clock, pacer: _Pacer
+        self, contact: _Contact, params: PassInput, clock: _Clock, pacer: _Pacer, try_number: int
     ) -> list[AttemptRow]:
         definition = params.definition
         now = clock.now()
@@ -384,7 +474,7 @@ class PassActivities:
         channel = definition.channel.value
 
         def skip(reason: SkipReason) -> list[AttemptRow]:
-            return [(*base, 0, 0, channel, "skipped", reason.value, now)]
+            return [(*base, 0, try_number, channel, "skipped", reason.value, now)]
 
         if not contact.consented:
             return skip(SkipReason.NO_CONSENT)
@@ -415,11 +505,11 @@ class PassActivities:
             request = AttemptRequest(
                 attempt_key=(
                     f"{params.sub_campaign_id}-{params.day:%Y%m%d}-{params.pass_number}"
-                    f"-{contact.contact_id}-{device_id}-0"
+                    f"-{contact.contact_id}-{device_id}-{try_number}"
                 ),
                 contact_id=contact.contact_id,
                 device_id=device_id,
-                try_number=0,
+                try_number=try_number,
                 device_kind=kind,
                 address=address,
                 channel=definition.channel,
@@ -428,7 +518,7 @@ class PassActivities:
                 subject=subject,
             )
             outcome = await self._send(provider, request)
-            rows.append((*base, device_id, 0, channel, outcome.result, None, clock.now()))
+            rows.append((*base, device_id, try_number, channel, outcome.result, None, clock.now()))
             if outcome.result not in NEXT_DEVICE:
                 break
         return rows

@@ -31,37 +31,48 @@ ATTEMPT_COLUMNS = (
     "attempted_at",
 )
 
+#: The pass_progress / pass_selections rows of one round.
+ROUND = "WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3 AND round = $4"
+
 AttemptRow = tuple[int, int, date, int, int, int, int, str, str, str | None, datetime]
 
 
 class PassKey:
-    """(sub-campaign, day, pass number): the identity of one pass run."""
+    """(sub-campaign, day, pass number) of one pass run, and the round (= try) being worked."""
 
-    __slots__ = ("day", "pass_number", "sub_campaign_id")
+    __slots__ = ("day", "pass_number", "round", "sub_campaign_id")
 
-    def __init__(self, sub_campaign_id: int, day: date, pass_number: int):
+    def __init__(self, sub_campaign_id: int, day: date, pass_number: int, round: int = 0):
         self.sub_campaign_id = sub_campaign_id
         self.day = day
         self.pass_number = pass_number
+        self.round = round
 
     @property
     def args(self) -> tuple[int, date, int]:
+        """The pass's identity in the ledger."""
         return self.sub_campaign_id, self.day, self.pass_number
+
+    @property
+    def round_args(self) -> tuple[int, date, int, int]:
+        """The round's identity in pass_selections and pass_progress."""
+        return self.sub_campaign_id, self.day, self.pass_number, self.round
+
+    def next_round(self) -> PassKey:
+        return PassKey(self.sub_campaign_id, self.day, self.pass_number, self.round + 1)
 
 
 async def progress(connection: asyncpg.Connection, key: PassKey) -> asyncpg.Record | None:
     return await connection.fetchrow(
-        "SELECT selected, cursor, inflight_to, finished FROM pass_progress"
-        " WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3",
-        *key.args,
+        f"SELECT selected, cursor, inflight_to, finished, started_at FROM pass_progress {ROUND}",
+        *key.round_args,
     )
 
 
 async def mark_inflight(connection: asyncpg.Connection, key: PassKey, up_to: int) -> None:
     await connection.execute(
-        "UPDATE pass_progress SET inflight_to = $4, updated_at = now()"
-        " WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3",
-        *key.args,
+        f"UPDATE pass_progress SET inflight_to = $5, updated_at = now() {ROUND}",
+        *key.round_args,
         up_to,
     )
 
@@ -76,11 +87,58 @@ async def record_batch(
                 "attempts", records=rows, columns=ATTEMPT_COLUMNS
             )
         await connection.execute(
-            "UPDATE pass_progress SET cursor = $4, inflight_to = NULL, updated_at = now()"
-            " WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3",
-            *key.args,
+            f"UPDATE pass_progress SET cursor = $5, inflight_to = NULL, updated_at = now() {ROUND}",
+            *key.round_args,
             cursor,
         )
+
+
+async def _close_range(
+    connection: asyncpg.Connection,
+    key: PassKey,
+    *,
+    upper: str,
+    values: tuple,
+) -> int:
+    """Rows for the round's contacts past the cursor (up to `upper`) that have none yet."""
+    state = await connection.fetchrow(
+        f"SELECT cursor, inflight_to, selected FROM pass_progress {ROUND} FOR UPDATE",
+        *key.round_args,
+    )
+    if state is None or state[upper] is None:
+        return 0
+    campaign_id, channel, result, reason, now = values
+    status = await connection.execute(
+        """
+        INSERT INTO attempts (sub_campaign_id, campaign_id, day, pass_number, contact_id,
+                              device_id, try_number, channel, result, skip_reason, attempted_at)
+        SELECT s.sub_campaign_id, $7, s.day, s.pass_number, s.contact_id, 0, s.round, $8, $9,
+               $10, $11
+        FROM pass_selections s
+        WHERE s.sub_campaign_id = $1 AND s.day = $2 AND s.pass_number = $3 AND s.round = $4
+          AND s.seq > $5 AND s.seq <= $6
+          AND NOT EXISTS (
+            SELECT 1 FROM attempts a
+            WHERE a.sub_campaign_id = s.sub_campaign_id AND a.day = s.day
+              AND a.pass_number = s.pass_number AND a.contact_id = s.contact_id
+              AND a.try_number = s.round)
+        ON CONFLICT DO NOTHING
+        """,
+        *key.round_args,
+        state["cursor"],
+        state[upper],
+        campaign_id,
+        channel,
+        result,
+        reason,
+        now,
+    )
+    await connection.execute(
+        f"UPDATE pass_progress SET cursor = {upper}, inflight_to = NULL, updated_at = now()"
+        f" {ROUND}",
+        *key.round_args,
+    )
+    return int(status.split()[-1])
 
 
 async def settle_inflight(
@@ -96,41 +154,9 @@ async def settle_inflight(
     Returns how many. The cursor then moves past the batch: nothing is resent.
     """
     async with connection.transaction():
-        state = await connection.fetchrow(
-            "SELECT cursor, inflight_to FROM pass_progress"
-            " WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3 FOR UPDATE",
-            *key.args,
+        return await _close_range(
+            connection, key, upper="inflight_to", values=(campaign_id, channel, UNKNOWN, None, now)
         )
-        if state is None or state["inflight_to"] is None:
-            return 0
-        status = await connection.execute(
-            """
-            INSERT INTO attempts (sub_campaign_id, campaign_id, day, pass_number, contact_id,
-                                  device_id, try_number, channel, result, attempted_at)
-            SELECT s.sub_campaign_id, $6, s.day, s.pass_number, s.contact_id, 0, 0, $7, $8, $9
-            FROM pass_selections s
-            WHERE s.sub_campaign_id = $1 AND s.day = $2 AND s.pass_number = $3
-              AND s.seq > $4 AND s.seq <= $5
-              AND NOT EXISTS (
-                SELECT 1 FROM attempts a
-                WHERE a.sub_campaign_id = s.sub_campaign_id AND a.day = s.day
-                  AND a.pass_number = s.pass_number AND a.contact_id = s.contact_id)
-            ON CONFLICT DO NOTHING
-            """,
-            *key.args,
-            state["cursor"],
-            state["inflight_to"],
-            campaign_id,
-            channel,
-            UNKNOWN,
-            now,
-        )
-        await connection.execute(
-            "UPDATE pass_progress SET cursor = inflight_to, inflight_to = NULL, updated_at = now()"
-            " WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3",
-            *key.args,
-        )
-        return int(status.split()[-1])
 
 
 async def skip_remaining(
@@ -144,37 +170,9 @@ async def skip_remaining(
 ) -> int:
     """Every contact past the cursor gets a skip row with `reason` (stop, closed window)."""
     async with connection.transaction():
-        state = await connection.fetchrow(
-            "SELECT cursor, selected FROM pass_progress"
-            " WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3 FOR UPDATE",
-            *key.args,
+        return await _close_range(
+            connection, key, upper="selected", values=(campaign_id, channel, "skipped", reason, now)
         )
-        if state is None:
-            return 0
-        status = await connection.execute(
-            """
-            INSERT INTO attempts (sub_campaign_id, campaign_id, day, pass_number, contact_id,
-                                  device_id, try_number, channel, result, skip_reason,
-                                  attempted_at)
-            SELECT s.sub_campaign_id, $5, s.day, s.pass_number, s.contact_id, 0, 0, $6,
-                   'skipped', $7, $8
-            FROM pass_selections s
-            WHERE s.sub_campaign_id = $1 AND s.day = $2 AND s.pass_number = $3 AND s.seq > $4
-            ON CONFLICT DO NOTHING
-            """,
-            *key.args,
-            state["cursor"],
-            campaign_id,
-            channel,
-            reason,
-            now,
-        )
-        await connection.execute(
-            "UPDATE pass_progress SET cursor = selected, inflight_to = NULL, updated_at = now()"
-            " WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3",
-            *key.args,
-        )
-        return int(status.split()[-1])
 
 
 async def count_pass(connection: asyncpg.Connection, key: PassKey) -> PassCounts:
@@ -190,12 +188,16 @@ async def count_pass(connection: asyncpg.Connection, key: PassKey) -> PassCounts
     totals = await connection.fetchrow(
         """
         SELECT
-          count(DISTINCT contact_id) FILTER (WHERE result NOT IN ('skipped', 'not_attempted'))
-            AS attempted,
-          count(DISTINCT contact_id) FILTER (WHERE result = 'skipped') AS skipped,
+          count(*) FILTER (WHERE tried) AS attempted,
+          count(*) FILTER (WHERE NOT tried AND skipped) AS skipped,
           (SELECT selected FROM pass_progress p WHERE p.sub_campaign_id = $1 AND p.day = $2
-             AND p.pass_number = $3) AS selected
-        FROM attempts WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3
+             AND p.pass_number = $3 AND p.round = 0) AS selected
+        FROM (
+          SELECT bool_or(result NOT IN ('skipped', 'not_attempted')) AS tried,
+                 bool_or(result = 'skipped') AS skipped
+          FROM attempts WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3
+          GROUP BY contact_id
+        ) per_contact
         """,
         *key.args,
     )

@@ -206,6 +206,8 @@ class PassSelection(SQLModel, table=True):
     """The contacts a pass selected when it started, frozen so a retry works the same set.
 
     `seq` orders the work (by window opening, then contact); the cursor counts it.
+    Round 0 is the pass's own selection; round N > 0 (try N) the contacts whose
+    devices gave a retryable result in round N - 1, retried after the pass's gap.
     """
 
     __tablename__ = "pass_selections"
@@ -213,6 +215,7 @@ class PassSelection(SQLModel, table=True):
     sub_campaign_id: int = Field(sa_column=Column(Integer, primary_key=True))
     day: date = Field(primary_key=True)
     pass_number: int = Field(sa_column=Column(SmallInteger, primary_key=True))
+    round: int = Field(default=0, sa_column=Column(SmallInteger, primary_key=True))
     seq: int = Field(sa_column=Column(Integer, primary_key=True))
     contact_id: int = Field(sa_column=Column(BigInteger, nullable=False))
 
@@ -230,6 +233,8 @@ class PassProgress(SQLModel, table=True):
     sub_campaign_id: int = Field(sa_column=Column(Integer, primary_key=True))
     day: date = Field(primary_key=True)
     pass_number: int = Field(sa_column=Column(SmallInteger, primary_key=True))
+    round: int = Field(default=0, sa_column=Column(SmallInteger, primary_key=True))  # = try
+    started_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     selected: int = 0
     cursor: int = 0  # seq of the last contact whose attempts are recorded
     inflight_to: int | None = None  # seq up to which a batch was being attempted

@@ -115,3 +115,56 @@ async def test_three_passes_complete_exactly(
     history = (await launched.handle.fetch_history()).to_json()
     leaked = [value for value in await personal_values(engine, list_name) if value in history]
     assert leaked == []
+
+
+RETRIES = """
+timezone = "America/Chicago"
+[response_groups.reached]
+codes = ["delivered_person"]
+
+[[passes]]
+name = "call with retries"
+channel = "voice"
+retries = { per_device = 2, gap = "1s" }
+"""
+
+
+async def test_retries_try_only_retryable_devices_after_the_gap(
+    client: Client, engine: AsyncEngine, settings: Settings
+) -> None:
+    campaign, list_name = await campaign_with_list(engine, RETRIES, contacts=300, seed=5)
+    task_queue = f"retries-{uuid.uuid4().hex[:8]}"
+    async with build_worker(client, settings, engine=engine, task_queue=task_queue):
+        launched = await start_sub_campaign(
+            client, engine, campaign=campaign, list_name=list_name, task_queue=task_queue
+        )
+        summary = await asyncio.wait_for(launched.handle.result(), 120)
+    assert summary.state == "completed"
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    "SELECT contact_id, device_id, try_number, result, attempted_at FROM attempts"
+                    " WHERE sub_campaign_id = :s ORDER BY try_number"
+                ),
+                {"s": launched.sub_campaign.id},
+            )
+        ).all()
+    by_try: dict[int, dict[tuple[int, int], tuple[str, object]]] = {0: {}, 1: {}, 2: {}}
+    for contact, device, try_number, result, at in rows:
+        assert (contact, device) not in by_try[try_number]  # never twice in one try
+        by_try[try_number][(contact, device)] = (result, at)
+    assert by_try[1] and by_try[2]
+    retryable = {"busy", "no_answer", "not_connected", "failed"}
+    for later in (1, 2):
+        for (contact, device), (_, at) in by_try[later].items():
+            earlier_result, earlier_at = by_try[later - 1][(contact, device)]
+            assert earlier_result in retryable
+            assert (at - earlier_at).total_seconds() >= 1.0  # the minimum gap held
+            reached = [
+                r
+                for (c, _), (r, _) in by_try[later - 1].items()
+                if c == contact
+                and r not in retryable | {"bad_device", "undelivered_machine", "bounced"}
+            ]
+            assert reached == []
