@@ -70,3 +70,74 @@ def describe_schedule(step: PassDefinition) -> str:
     if len(step.allowed_days) < 7:
         parts.append(",".join(step.allowed_days))
     return ", ".join(parts) or "any time"
+
+
+@strategy_app.command("preview")
+def preview_command(
+    campaign: str | None = typer.Option(
+        None, "--campaign", "-c", help="use the campaign's strategy in force today"
+    ),
+    list_name: str | None = typer.Option(None, "--list", "-l", help="the contact list to count"),
+    strategy: Path | None = typer.Option(
+        None, "--strategy", "-s", help="a strategy file (TOML) instead of a campaign's"
+    ),
+    sub_campaign: str | None = typer.Option(
+        None,
+        "--sub-campaign",
+        help="count with this sub-campaign's ledger (attempts, last results); "
+        "its list and strategy are the defaults",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """How many contacts of a list each pass due today would select, right now.
+
+    Uses the same selection query as a running pass, so what you preview is
+    what a pass would take if it started now. Without --sub-campaign nobody
+    has attempts yet (as before a launch).
+    """
+    from rich.markup import escape
+
+    from csm.cli.campaigns import with_database
+    from csm.errors import CsmError
+    from csm.preview import preview_strategy
+
+    if campaign is None and strategy is None and sub_campaign is None:
+        raise CsmError("give --campaign or --strategy (or --sub-campaign) to preview")
+    if campaign is not None and strategy is not None:
+        raise CsmError("give --campaign or --strategy, not both")
+    if list_name is None and sub_campaign is None:
+        raise CsmError("give the list to count with --list")
+    definition = load_strategy_file(strategy)[0] if strategy is not None else None
+    preview = with_database(
+        lambda engine: preview_strategy(
+            engine,
+            list_name=list_name,
+            campaign=campaign,
+            strategy=definition,
+            sub_campaign=sub_campaign,
+        )
+    )
+    if as_json:
+        print(json.dumps(preview.as_json(), indent=2))
+        return
+    against = f" with the ledger of {preview.sub_campaign!r}" if preview.sub_campaign else ""
+    print(
+        f"list {preview.list_name!r}: {preview.list_size} contacts · {preview.day} "
+        f"({preview.timezone}){against}"
+    )
+    table = Table("#", "name", "channel", "filter", "selected", title="passes due today")
+    for p in preview.passes:
+        scope = ""
+        if p.among_pass is not None:
+            how = "selection" if p.among_frozen else "preview"
+            scope = f" [dim](among pass {p.among_pass}'s {how})[/dim]"
+        table.add_row(
+            str(p.number),
+            escape(p.name),
+            p.channel,
+            escape(p.filter or "(everyone)") + scope,
+            str(p.selected),
+        )
+    console.print(table)
+    for later in preview.later:
+        print(f"pass {later.number} {later.name!r} is due on {later.day}, not today")

@@ -1,0 +1,179 @@
+"""Real-time results: a sub-campaign's day plan with live per-pass counts from the ledger.
+
+The workflow knows the plan (which passes, their status, the amendment log) but
+learns a pass's counts only when the pass activity returns. Managers want to
+watch a pass while it runs, so the counts here come straight from the attempt
+ledger (`csm.ledger.count_pass`), which is exact at any moment: every batch's
+rows are committed together with the pass's cursor. The workflow is asked only
+for what it alone knows. Everything here is ids, names, codes and counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from csm.ledger import PassKey, count_pass
+from csm.plan import PassCounts, PlannedPass
+
+if TYPE_CHECKING:
+    from temporalio.client import WorkflowHandle
+
+    from csm.subcampaigns import SubCampaignRef
+    from workflows.subcampaign import PlanView
+
+#: How long a query may wait for a worker before we say none is answering.
+QUERY_TIMEOUT = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """One pass of today's plan with its counts so far (zeros before it starts)."""
+
+    number: int
+    name: str
+    channel: str
+    status: str
+    amended: bool
+    added: bool
+    note: str
+    counts: PassCounts
+
+    @property
+    def remaining(self) -> int:
+        """Selected contacts that have neither a result nor a skip reason yet."""
+        return max(self.counts.selected - self.counts.attempted - self.counts.skipped, 0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "name": self.name,
+            "channel": self.channel,
+            "status": self.status,
+            "amended": self.amended,
+            "added": self.added,
+            "note": self.note,
+            "selected": self.counts.selected,
+            "attempted": self.counts.attempted,
+            "skipped": self.counts.skipped,
+            "remaining": self.remaining,
+            "unknown": self.counts.unknown,
+            "results": dict(sorted(self.counts.results.items())),
+            "skip_reasons": dict(sorted(self.counts.skip_reasons.items())),
+        }
+
+
+@dataclass(frozen=True)
+class SubCampaignStatus:
+    """What `csm status` shows: the day's plan, live counts per pass, and the amendment log."""
+
+    sub_campaign: str
+    campaign: str
+    workflow_id: str
+    day: date | None
+    state: str
+    strategy_version: int | None
+    passes: list[PassResult]
+    amendments: list[dict[str, Any]] = field(default_factory=list)
+    timezone: str = "UTC"  # the campaign's: how managers read times
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sub_campaign": self.sub_campaign,
+            "campaign": self.campaign,
+            "workflow_id": self.workflow_id,
+            "day": self.day.isoformat() if self.day else None,
+            "state": self.state,
+            "strategy_version": self.strategy_version,
+            "timezone": self.timezone,
+            "passes": [p.as_json() for p in self.passes],
+            "amendments": self.amendments,
+        }
+
+    def totals(self) -> dict[str, int]:
+        """Attempt rows by result code over all of today's passes."""
+        total: dict[str, int] = {}
+        for p in self.passes:
+            for code, count in p.counts.results.items():
+                total[code] = total.get(code, 0) + count
+        return dict(sorted(total.items()))
+
+
+async def ledger_counts(
+    engine: AsyncEngine, sub_campaign_id: int, day: date, pass_numbers: Iterable[int]
+) -> dict[int, PassCounts]:
+    """Exact counts of each pass of (sub-campaign, day), read from the ledger now."""
+    numbers = sorted(set(pass_numbers))
+    if not numbers:
+        return {}
+    async with engine.connect() as sa_connection:
+        raw = await sa_connection.get_raw_connection()
+        connection: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        return {
+            number: await count_pass(connection, PassKey(sub_campaign_id, day, number))
+            for number in numbers
+        }
+
+
+def _counted(planned: PlannedPass) -> bool:
+    """Passes whose counts live in the ledger: those that started (or ended after starting)."""
+    return planned.status.started or planned.counts is not None
+
+
+def _first(*candidates: PassCounts | None) -> PassCounts:
+    return next((c for c in candidates if c is not None), PassCounts())
+
+
+async def combine(engine: AsyncEngine, ref: SubCampaignRef, plan: PlanView) -> SubCampaignStatus:
+    """The workflow's plan joined with live ledger counts for passes that started."""
+    from csm.campaigns import get_campaign
+
+    timezone = (await get_campaign(engine, ref.campaign)).timezone
+    live: dict[int, PassCounts] = {}
+    if plan.day is not None:
+        live = await ledger_counts(
+            engine, ref.id, plan.day, (p.number for p in plan.passes if _counted(p))
+        )
+    passes = [
+        PassResult(
+            number=p.number,
+            name=p.definition.name,
+            channel=p.definition.channel.value,
+            status=p.status.value,
+            amended=p.amended,
+            added=p.added,
+            note=p.note,
+            counts=_first(live.get(p.number), p.counts),
+        )
+        for p in plan.passes
+    ]
+    return SubCampaignStatus(
+        sub_campaign=ref.name,
+        campaign=ref.campaign,
+        workflow_id=ref.workflow_id,
+        day=plan.day,
+        state=plan.state,
+        strategy_version=plan.strategy_version,
+        passes=passes,
+        amendments=[record.model_dump(mode="json") for record in plan.amendments],
+        timezone=timezone,
+    )
+
+
+async def query_plan(handle: WorkflowHandle) -> PlanView:
+    """The workflow's `plan` query, bounded so a missing worker is an error, not a hang."""
+    from workflows.subcampaign import SubCampaignWorkflow
+
+    return await handle.query(SubCampaignWorkflow.plan_query, rpc_timeout=QUERY_TIMEOUT)
+
+
+async def live_status(
+    handle: WorkflowHandle, engine: AsyncEngine, ref: SubCampaignRef
+) -> SubCampaignStatus:
+    """Query the plan and count the ledger: one refresh of `csm status`."""
+    return await combine(engine, ref, await query_plan(handle))
