@@ -21,21 +21,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from sqlalchemy import text
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
-from csm.amendments import Amendment, SetPacing  # noqa: E402
-from csm.campaigns import create_campaign  # noqa: E402
-from csm.database import create_engine  # noqa: E402
-from csm.devstack.temporal import temporal_binary, tuning_args  # noqa: E402
-from csm.launch import start_sub_campaign  # noqa: E402
-from csm.settings import Settings  # noqa: E402
-from csm.strategy import Pacing, load_strategy  # noqa: E402
-from csm.synthetic import create_synthetic_list  # noqa: E402
-from csm.testing.servers import fresh_database, smtp_sink  # noqa: E402
-from worker import build_worker  # noqa: E402
-from workflows.subcampaign import SubCampaignWorkflow  # noqa: E402
+from csm.amendments import Amendment, SetPacing
+from csm.campaigns import create_campaign
+from csm.database import create_engine
+from csm.devstack.temporal import temporal_binary, tuning_args
+from csm.launch import start_sub_campaign
+from csm.settings import Settings
+from csm.strategy import Pacing, load_strategy
+from csm.synthetic import create_synthetic_list
+from csm.testing.servers import fresh_database, smtp_sink
+from worker import build_worker
+from workflows.subcampaign import SubCampaignWorkflow
 
 ONE_PASS = """
 timezone = "America/Chicago"

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
 
 from csm.campaigns import get_campaign
 from csm.database import session_factory

@@ -112,6 +112,9 @@ class SubCampaignWorkflow:
         while self.state != "stopped":
             self._expire_amendments()
             current = next((p for p in self.passes if not p.status.final), None)
+            for other in self.passes:  # an amendment may have put another pass first
+                if other.status is PassStatus.WAITING and other is not current:
+                    other.status = PassStatus.PENDING
             if current is None:
                 break
             if self.state == "paused":
@@ -152,6 +155,9 @@ class SubCampaignWorkflow:
 
     async def _finish(self, state: str, totals: dict[str, int]) -> SubCampaignSummary:
         self.state = state
+        for planned in self.passes:
+            if planned.status is PassStatus.WAITING:
+                planned.status = PassStatus.PENDING
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return SubCampaignSummary(
