@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from pathlib import Path
 
@@ -110,7 +111,11 @@ async def test_three_passes_complete_exactly(
     assert retry_ok == 0  # source = previous: pass 2 chose only among pass 1's contacts
     assert 0 < selected[2] < 300
     assert plan.passes[2].counts.results.get("success", 0) == emails_sent
-    assert len(messages(smtp[1])) - before == emails_sent > 0
+    new_mail = messages(smtp[1])[before:]
+    assert len(new_mail) == emails_sent > 0
+    body = new_mail[0].read_text()
+    assert "Subject: Payment reminder" in body
+    assert re.search(r"Your balance is \d+(\.\d+)?\.", body)  # rendered from the attributes
 
     history = (await launched.handle.fetch_history()).to_json()
     leaked = [value for value in await personal_values(engine, list_name) if value in history]
