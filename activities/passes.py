@@ -87,6 +87,8 @@ class _Contact:
     consented: bool
     devices: list[tuple[int, str, str]]  # (device id, kind, address) in try order
     attributes: dict = field(default_factory=dict)
+    suppressed: bool = False  # the account is on a suppression list
+    suppressed_devices: int = 0  # devices left out because they are suppressed
 
 
 class _Clock:
@@ -373,7 +375,12 @@ class PassActivities:
             f"""
             SELECT s.seq, c.id, c.timezone, c.{CONSENT_COLUMN[definition.channel]} AS consented,
                    {"c.attributes::text" if with_attributes else "NULL"} AS attributes,
-                   d.id AS device_id, d.kind, d.value
+                   d.id AS device_id, d.kind, d.value,
+                   EXISTS (SELECT 1 FROM suppressions su WHERE su.contact_id = c.id
+                           AND (su.campaign_id IS NULL OR su.campaign_id = $9)) AS suppressed,
+                   EXISTS (SELECT 1 FROM suppressions su WHERE su.device_value = d.value
+                           AND (su.campaign_id IS NULL OR su.campaign_id = $9))
+                     AS device_suppressed
             FROM pass_selections s
             JOIN contacts c ON c.id = s.contact_id
             LEFT JOIN devices d ON d.contact_id = c.id AND d.kind = ANY($6::text[])
@@ -392,6 +399,7 @@ class PassActivities:
             kinds,
             key.round,
             sorted(RETRYABLE),
+            params.campaign_id,
         )
         batch: list[_Contact] = []
         for r in records:
@@ -406,8 +414,14 @@ class PassActivities:
                         attributes=json.loads(r["attributes"]) if r["attributes"] else {},
                     )
                 )
-            if r["device_id"] is not None:
-                batch[-1].devices.append((r["device_id"], r["kind"], r["value"]))
+            contact = batch[-1]
+            contact.suppressed = contact.suppressed or r["suppressed"]
+            if r["device_id"] is None:
+                continue
+            if r["device_suppressed"]:
+                contact.suppressed_devices += 1
+            else:
+                contact.devices.append((r["device_id"], r["kind"], r["value"]))
         if resuming and batch:
             # A pause may have recorded contacts past the cursor (lanes finish out of order).
             done = set(
@@ -476,9 +490,13 @@ class PassActivities:
         def skip(reason: SkipReason) -> list[AttemptRow]:
             return [(*base, 0, try_number, channel, "skipped", reason.value, now)]
 
+        if contact.suppressed:
+            return skip(SkipReason.SUPPRESSED)
         if not contact.consented:
             return skip(SkipReason.NO_CONSENT)
         if not contact.devices:
+            if contact.suppressed_devices:
+                return skip(SkipReason.SUPPRESSED)
             return skip(SkipReason.NO_ELIGIBLE_DEVICE)
         local = now.astimezone(contact.zone)
         window = definition.window

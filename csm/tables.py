@@ -240,3 +240,29 @@ class PassProgress(SQLModel, table=True):
     inflight_to: int | None = None  # seq up to which a batch was being attempted
     finished: bool = False
     updated_at: datetime = _created()
+
+
+class Suppression(SQLModel, table=True):
+    """Do not contact: an account or one device, in one campaign or (campaign NULL) in all.
+
+    Checked when each batch of a pass is loaded, just before its attempts.
+    """
+
+    __tablename__ = "suppressions"
+    __table_args__ = (
+        Index("ix_suppressions_contact", "contact_id"),
+        Index("ix_suppressions_device", "device_value"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    campaign_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=True),
+    )
+    contact_id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=True),
+    )
+    device_value: str | None = Field(default=None, sa_column=Column(TEXT, nullable=True))
+    reason: str = Field(default="do_not_contact", max_length=32)
+    created_at: datetime = _created()

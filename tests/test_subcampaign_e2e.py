@@ -14,6 +14,7 @@ from temporalio.client import Client
 from csm.devstack.smtp_sink import messages
 from csm.launch import start_sub_campaign
 from csm.settings import Settings
+from csm.suppressions import add_suppression
 from tests.helpers import campaign_with_list, personal_values
 from worker import build_worker
 from workflows.subcampaign import SubCampaignWorkflow
@@ -173,3 +174,61 @@ async def test_retries_try_only_retryable_devices_after_the_gap(
                 and r not in retryable | {"bad_device", "undelivered_machine", "bounced"}
             ]
             assert reached == []
+
+
+ONE_VOICE = """
+timezone = "America/Chicago"
+[[passes]]
+name = "call"
+channel = "voice"
+"""
+
+
+async def test_suppressed_accounts_and_devices_are_skipped_with_the_reason(
+    client: Client, engine: AsyncEngine, settings: Settings
+) -> None:
+    campaign, list_name = await campaign_with_list(engine, ONE_VOICE, contacts=50, seed=9)
+    async with engine.connect() as connection:
+        members = (
+            await connection.execute(
+                text(
+                    "SELECT c.account_key, c.id FROM contacts c"
+                    " JOIN list_members m ON m.contact_id = c.id"
+                    " JOIN lists l ON l.id = m.list_id WHERE l.name = :n ORDER BY c.id"
+                ),
+                {"n": list_name},
+            )
+        ).all()
+        phones = (
+            await connection.execute(
+                text(
+                    "SELECT contact_id, array_agg(value) FROM devices WHERE contact_id = ANY(:ids)"
+                    " AND kind IN ('wireless', 'landline') GROUP BY contact_id"
+                ),
+                {"ids": [i for _, i in members]},
+            )
+        ).all()
+    account_key, suppressed_contact = members[0]
+    other_contact, numbers = next((c, n) for c, n in phones if c != suppressed_contact)
+    await add_suppression(engine, account=account_key, reason="do_not_contact")
+    for number in numbers:  # every phone of another contact, in this campaign only
+        await add_suppression(engine, device=number, campaign=campaign)
+    queue = f"suppress-{uuid.uuid4().hex[:8]}"
+    async with build_worker(client, settings, engine=engine, task_queue=queue):
+        launched = await start_sub_campaign(
+            client, engine, campaign=campaign, list_name=list_name, task_queue=queue
+        )
+        await asyncio.wait_for(launched.handle.result(), 60)
+    async with engine.connect() as connection:
+        rows = dict(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT contact_id, skip_reason FROM attempts WHERE sub_campaign_id = :s"
+                        " AND contact_id = ANY(:c)"
+                    ),
+                    {"s": launched.sub_campaign.id, "c": [suppressed_contact, other_contact]},
+                )
+            ).all()
+        )
+    assert rows == {suppressed_contact: "suppressed", other_contact: "suppressed"}

@@ -21,6 +21,7 @@ from csm.cli.subcampaigns import (
     status_command,
     stop_command,
 )
+from csm.cli.suppress import suppress_app
 from csm.settings import load_settings
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(lists_app, name="lists")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(strategy_app, name="strategy")
+app.add_typer(suppress_app, name="suppress")
 app.command("start")(start_command)
 app.command("amend")(amend_command)
 app.command("pause")(pause_command)
