@@ -13,6 +13,7 @@ first, so the next run resumes exactly at the cursor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import string
 import time
@@ -460,6 +461,8 @@ class PassActivities:
             for number, contact in enumerate(pending):
                 if stopping.is_set():
                     return
+                if not await self._window_open(contact, params, clock, stopping, cursor):
+                    return  # stopping while waiting for this contact's window
                 rows.extend(await self._attempt_contact(contact, params, clock, pacer, try_number))
                 handled.add(contact.seq)
                 if number % 32 == 0:
@@ -472,6 +475,42 @@ class PassActivities:
                 break
             done_to = contact.seq
         return rows, done_to
+
+    def _window_zone(self, contact: _Contact, params: PassInput) -> ZoneInfo:
+        window = params.definition.window
+        assert window is not None
+        if window.zone == "contact":
+            return contact.zone
+        return self.zone(params.campaign_timezone if window.zone == "campaign" else window.zone)
+
+    async def _window_open(
+        self,
+        contact: _Contact,
+        params: PassInput,
+        clock: _Clock,
+        stopping: asyncio.Event,
+        cursor: int,
+    ) -> bool:
+        """Wait (heartbeating) until the contact's window opens today; False if told to stop.
+
+        The selection is ordered by window opening, so a pass that starts when the
+        first zone opens works the later zones as their windows open.
+        """
+        window = params.definition.window
+        if window is None:
+            return True
+        zone = self._window_zone(contact, params)
+        local = clock.now().astimezone(zone)
+        if local.time() >= window.start:
+            return True
+        opens = datetime.combine(local.date(), window.start, tzinfo=zone)
+        while (wait := (opens - clock.now()).total_seconds()) > 0:
+            activity.heartbeat(cursor)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=min(wait, 1.0))
+            if stopping.is_set():
+                return False
+        return True
 
     async def _attempt_contact(
         self, contact: _Contact, params: PassInput, clock: _Clock, pacer: _Pacer, try_number: int
@@ -501,14 +540,7 @@ class PassActivities:
         local = now.astimezone(contact.zone)
         window = definition.window
         if window is not None:
-            zone = (
-                contact.zone
-                if window.zone == "contact"
-                else self.zone(
-                    params.campaign_timezone if window.zone == "campaign" else window.zone
-                )
-            )
-            clock_time = now.astimezone(zone).time()
+            clock_time = now.astimezone(self._window_zone(contact, params)).time()
             if not (window.start <= clock_time < window.end):
                 return skip(SkipReason.OUTSIDE_WINDOW)
         provider = self.channels.for_channel(definition.channel)
