@@ -61,6 +61,8 @@ CONSENT_COLUMN = {
     Channel.EMAIL: "consent_email",
 }
 PROVIDER_OUTAGE_LIMIT = timedelta(minutes=10)
+#: How long one batch should take: the most work a crash can leave `unknown`.
+BATCH_SECONDS = 0.5
 
 
 @dataclass
@@ -76,7 +78,7 @@ class PassInput:
     response_groups: dict[str, list[str]]
     campaign_timezone: str
     previous_selection: tuple[date, int] | None = None  # for source = "previous"
-    batch_size: int = 500
+    batch_size: int = 2000  # the largest batch; batches adapt to last about BATCH_SECONDS
     close_reason: str | None = None  # set: do not attempt, skip the rest with this reason
 
 
@@ -334,10 +336,13 @@ class PassActivities:
         cursor, selected = state["cursor"], state["selected"]
         pacer = _Pacer(params.definition.pacing.per_minute)
         resuming = cursor > 0
+        # Batches last about BATCH_SECONDS whatever the channel's speed, so a crash leaves
+        # at most that much work `unknown` and a pause lands quickly.
+        size = min(params.batch_size, max(params.definition.pacing.concurrency, 16))
         while cursor < selected:
-            batch = await self._load(connection, key, params, cursor, resuming=resuming)
+            batch = await self._load(connection, key, params, cursor, size, resuming=resuming)
             resuming = False
-            last = min(cursor + params.batch_size, selected)  # seqs are dense: 1..selected
+            last = min(cursor + size, selected)  # seqs are dense: 1..selected
             if not batch:
                 cursor = last
                 continue
@@ -346,6 +351,7 @@ class PassActivities:
             work = asyncio.ensure_future(
                 self._attempt_batch(batch, params, clock, pacer, stopping, cursor, key.round)
             )
+            began = time.monotonic()
             try:
                 rows, done_to = await asyncio.shield(work)
             except asyncio.CancelledError:
@@ -358,6 +364,11 @@ class PassActivities:
             await record_batch(connection, key, rows, last)
             cursor = last
             activity.heartbeat(cursor)
+            took = time.monotonic() - began
+            if took < BATCH_SECONDS / 2:
+                size = min(size * 2, params.batch_size)
+            elif took > BATCH_SECONDS * 2:
+                size = max(size // 2, params.definition.pacing.concurrency, 16)
 
     async def _load(
         self,
@@ -365,6 +376,7 @@ class PassActivities:
         key: PassKey,
         params: PassInput,
         cursor: int,
+        size: int,
         *,
         resuming: bool,
     ) -> list[_Contact]:
@@ -396,7 +408,7 @@ class PassActivities:
             """,  # the only interpolations are fixed column names
             *key.args,
             cursor,
-            cursor + params.batch_size,
+            cursor + size,
             kinds,
             key.round,
             sorted(RETRYABLE),
