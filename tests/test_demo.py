@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from csm.cli.demo import amendment_due
 from csm.plan import PassCounts
 from csm.results import PassResult, SubCampaignStatus
-from csm.testing.servers import free_port
 
 CSM = [sys.executable, "-m", "csm.cli"]
 
 
-@pytest.fixture
-def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A private dev stack (state dir, free ports), torn down after the test."""
-    temporal_port, ui_port = free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        "CSM_STATE_DIR": str(tmp_path / "state"),
-        "CSM_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
-        "CSM_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
-        "CSM_EMBEDDED_POSTGRES_PORT": str(free_port()),
-        "CSM_SMTP_HOST": "127.0.0.1",
-        "CSM_SMTP_PORT": str(free_port()),
-        "CSM_TASK_QUEUE": "csm-demo-test",
-        "COLUMNS": "160",
-    }
-    yield env
-    subprocess.run([*CSM, "dev", "down"], env=env, capture_output=True, timeout=120)
-
-
 def test_demo_runs_end_to_end(stack_env: dict[str, str], tmp_path: Path) -> None:
+    stack_env.update(CSM_TASK_QUEUE="csm-demo-test", COLUMNS="160")
     result = subprocess.run(
         [*CSM, "demo", "--contacts", "200", "--seed", "5"],
         env=stack_env,

@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pytest
-
-from csm.testing.servers import free_port
 
 CSM = [sys.executable, "-m", "csm.cli"]
-
-
-@pytest.fixture
-def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """An environment for a private dev stack on free ports; torn down after the test."""
-    temporal_port, ui_port = free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        "CSM_STATE_DIR": str(tmp_path / "state"),
-        "CSM_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
-        "CSM_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
-        "CSM_EMBEDDED_POSTGRES_PORT": str(free_port()),
-        "CSM_SMTP_HOST": "127.0.0.1",
-        "CSM_SMTP_PORT": str(free_port()),
-    }
-    yield env
-    subprocess.run([*CSM, "dev", "down"], env=env, capture_output=True, timeout=120)
 
 
 def csm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
