@@ -43,7 +43,7 @@ class Contact(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     account_key: str = Field(sa_column=Column(TEXT, nullable=False, unique=True))
     timezone: str | None = Field(default=None, max_length=64)
-    timezone_source: str = Field(default="file", max_length=16)  # file|phone|postal|campaign
+    timezone_source: str = Field(default="file", max_length=16)  # file|phone|postal|unknown
     postal_code: str | None = Field(default=None, max_length=16)
     consent_voice: bool = True
     consent_sms: bool = True
