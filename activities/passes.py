@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from csm.channels import AttemptOutcome, AttemptRequest, Channels
+from csm.channels import AttemptOutcome, AttemptRequest, ChannelProvider, Channels
 from csm.filters import check_filter
 from csm.ledger import (
     ROUND,
@@ -128,6 +128,32 @@ class _Pacer:
         self.next_slot = slot + self.interval
         if slot > now:
             await asyncio.sleep(slot - now)
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchContext:
+    """What every attempt of a batch shares, worked out once per batch."""
+
+    provider: ChannelProvider
+    pacer: _Pacer
+    try_number: int
+    key_prefix: str  # of the stable attempt key: sub-campaign, day, pass
+    template: string.Template | None
+    subject: string.Template | None
+
+    @classmethod
+    def of(
+        cls, params: PassInput, channels: Channels, pacer: _Pacer, try_number: int
+    ) -> _BatchContext:
+        definition = params.definition
+        return cls(
+            provider=channels.for_channel(definition.channel),
+            pacer=pacer,
+            try_number=try_number,
+            key_prefix=f"{params.sub_campaign_id}-{params.day:%Y%m%d}-{params.pass_number}-",
+            template=string.Template(definition.template) if definition.template else None,
+            subject=string.Template(definition.subject) if definition.subject else None,
+        )
 
 
 class PassActivities:
@@ -468,14 +494,18 @@ class PassActivities:
         handled: set[int] = set()
         pending = iter(batch)
         lanes = min(params.definition.pacing.concurrency, len(batch))
+        context = _BatchContext.of(params, self.channels, pacer, try_number)
+        has_window = params.definition.window is not None
 
         async def lane() -> None:
             for number, contact in enumerate(pending):
                 if stopping.is_set():
                     return
-                if not await self._window_open(contact, params, clock, stopping, cursor):
+                if has_window and not await self._window_open(
+                    contact, params, clock, stopping, cursor
+                ):
                     return  # stopping while waiting for this contact's window
-                rows.extend(await self._attempt_contact(contact, params, clock, pacer, try_number))
+                rows.extend(await self._attempt_contact(contact, params, clock, context))
                 handled.add(contact.seq)
                 if number % 32 == 0:
                     activity.heartbeat(cursor)  # lets a pause or stop reach us mid-batch
@@ -525,9 +555,10 @@ class PassActivities:
         return True
 
     async def _attempt_contact(
-        self, contact: _Contact, params: PassInput, clock: _Clock, pacer: _Pacer, try_number: int
+        self, contact: _Contact, params: PassInput, clock: _Clock, context: _BatchContext
     ) -> list[AttemptRow]:
         definition = params.definition
+        try_number = context.try_number
         now = clock.now()
         base = (
             params.sub_campaign_id,
@@ -555,20 +586,17 @@ class PassActivities:
             clock_time = now.astimezone(self._window_zone(contact, params)).time()
             if not (window.start <= clock_time < window.end):
                 return skip(SkipReason.OUTSIDE_WINDOW)
-        provider = self.channels.for_channel(definition.channel)
         message = subject = None
-        if definition.template:
-            message = string.Template(definition.template).safe_substitute(contact.attributes)
-        if definition.subject:
-            subject = string.Template(definition.subject).safe_substitute(contact.attributes)
+        if context.template:
+            message = context.template.safe_substitute(contact.attributes)
+        if context.subject:
+            subject = context.subject.safe_substitute(contact.attributes)
         rows: list[AttemptRow] = []
         for device_id, kind, address in contact.devices:
-            await pacer.wait()
+            if context.pacer.interval:
+                await context.pacer.wait()
             request = AttemptRequest(
-                attempt_key=(
-                    f"{params.sub_campaign_id}-{params.day:%Y%m%d}-{params.pass_number}"
-                    f"-{contact.contact_id}-{device_id}-{try_number}"
-                ),
+                attempt_key=f"{context.key_prefix}{contact.contact_id}-{device_id}-{try_number}",
                 contact_id=contact.contact_id,
                 device_id=device_id,
                 try_number=try_number,
@@ -579,23 +607,29 @@ class PassActivities:
                 message=message,
                 subject=subject,
             )
-            outcome = await self._send(provider, request)
+            try:
+                outcome = await context.provider.attempt(request)
+            except ConnectionError:
+                outcome = await self._send_after_outage(context.provider, request)
             rows.append((*base, device_id, try_number, channel, outcome.result, None, clock.now()))
             if outcome.result not in NEXT_DEVICE:
                 break
         return rows
 
-    async def _send(self, provider, request: AttemptRequest) -> AttemptOutcome:
-        """One attempt; a provider that cannot be reached is retried (nothing was sent)."""
+    async def _send_after_outage(
+        self, provider: ChannelProvider, request: AttemptRequest
+    ) -> AttemptOutcome:
+        """A provider that could not be reached (nothing was sent): try again, heartbeating,
+        for up to PROVIDER_OUTAGE_LIMIT; then the activity fails and Temporal retries it."""
         waited = 0.0
         delay = 0.5
         while True:
+            activity.heartbeat()
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
             try:
                 return await provider.attempt(request)
             except ConnectionError:
                 if waited >= PROVIDER_OUTAGE_LIMIT.total_seconds():
                     raise
-                activity.heartbeat()
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 5.0)
