@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from sqlalchemy import DateTime, Integer, SmallInteger, cast, func, insert, literal, select
+from sqlalchemy import DateTime, Integer, SmallInteger, cast, func, insert, literal
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -41,7 +41,7 @@ from csm.ledger import (
     skip_remaining,
 )
 from csm.plan import PassCounts
-from csm.selection import contacts, selection_query
+from csm.selection import contacts, frozen_selection, selection_query
 from csm.strategy.model import PassDefinition
 from csm.tables import PassProgress, PassSelection
 from csm.vocabulary import NOT_ATTEMPTED_CODES, RESULT_CODES, Channel, SkipReason
@@ -286,14 +286,8 @@ class PassActivities:
         among = None
         if definition.source == "previous" and params.previous_selection is not None:
             previous_day, previous_number = params.previous_selection
-            chosen = PassSelection.__table__
             among = contacts.c.id.in_(
-                select(chosen.c.contact_id).where(
-                    chosen.c.sub_campaign_id == params.sub_campaign_id,
-                    chosen.c.day == previous_day,
-                    chosen.c.pass_number == previous_number,
-                    chosen.c.round == 0,
-                )
+                frozen_selection(params.sub_campaign_id, previous_day, previous_number)
             )
         order = [contacts.c.id]
         window = definition.window

@@ -28,11 +28,11 @@ from csm.database import session_factory
 from csm.errors import CsmError
 from csm.filters import check_filter
 from csm.schedule import pass_days
-from csm.selection import contacts, selection_query
+from csm.selection import contacts, frozen_selection, selection_query
 from csm.strategy.model import StrategyDefinition
 from csm.strategy.values import did_you_mean, with_hint
 from csm.subcampaigns import SubCampaignRef, find_sub_campaign
-from csm.tables import ContactList, ListMember, PassProgress, PassSelection, SubCampaign
+from csm.tables import ContactList, ListMember, PassProgress, SubCampaign
 
 
 class PreviewError(CsmError):
@@ -168,7 +168,7 @@ async def preview_strategy(
                 among_pass = previous[0]
                 if ref is not None and await _has_frozen(connection, ref.id, day, among_pass):
                     frozen = True
-                    among = contacts.c.id.in_(_frozen(ref.id, day, among_pass))
+                    among = contacts.c.id.in_(frozen_selection(ref.id, day, among_pass))
                 else:
                     among = contacts.c.id.in_(previous[1])
             query = selection_query(
@@ -228,16 +228,6 @@ async def _find_list(
             "leave --list out to use its own"
         )
     return int(list_id), list_name
-
-
-def _frozen(sub_campaign_id: int, day: date, pass_number: int) -> Select:
-    chosen = PassSelection.__table__
-    return select(chosen.c.contact_id).where(
-        chosen.c.sub_campaign_id == sub_campaign_id,
-        chosen.c.day == day,
-        chosen.c.pass_number == pass_number,
-        chosen.c.round == 0,  # the pass's own selection (rounds > 0 are its retries)
-    )
 
 
 async def _has_frozen(

@@ -28,13 +28,29 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from csm.filters.ast import Node
 from csm.filters.compile import FilterScope, compile_filter
-from csm.tables import Attempt, Contact, Device, ListMember
+from csm.tables import Attempt, Contact, Device, ListMember, PassSelection
 from csm.vocabulary import NOT_ATTEMPTED_CODES, DeviceKind
 
 contacts = Contact.__table__
 devices = Device.__table__
 members = ListMember.__table__
 attempts = Attempt.__table__
+
+
+selections = PassSelection.__table__
+
+
+def frozen_selection(sub_campaign_id: int, day: date, pass_number: int) -> Select:
+    """The contact ids a pass selected when it started (round 0: not its retry rounds).
+
+    A pass with `source = "previous"` chooses among these.
+    """
+    return select(selections.c.contact_id).where(
+        selections.c.sub_campaign_id == sub_campaign_id,
+        selections.c.day == day,
+        selections.c.pass_number == pass_number,
+        selections.c.round == 0,
+    )
 
 
 def _has_device(kind: DeviceKind) -> ColumnElement[bool]:

@@ -89,7 +89,8 @@ class SubCampaignWorkflow:
         self.groups: dict[str, list[str]] = {}
         self.defined: list[PlannedPass] = []
         self.passes: list[PlannedPass] = []
-        self.active: list[Amendment] = []
+        #: Applied amendments still in force, each with its entry in the log.
+        self.active: list[tuple[AmendmentRecord, Amendment]] = []
         self.log: list[AmendmentRecord] = []
         self.wakeups = 0  # bumped by every message, so waiting timers re-evaluate
         self.previous_selection = params.previous_selection
@@ -195,7 +196,7 @@ class SubCampaignWorkflow:
     async def _wait(self, until: datetime | None, summary: str) -> None:
         """Sleep until `until` (or forever), waking early on any message or amendment expiry."""
         seen = self.wakeups
-        deadlines = [a.until for a in self.active if a.until is not None]
+        deadlines = [a.until for _, a in self.active if a.until is not None]
         if until is not None:
             deadlines.append(until)
         timeout = None
@@ -285,26 +286,24 @@ class SubCampaignWorkflow:
 
     def _apply(self, amendment: Amendment) -> None:
         self.passes = self._amended(amendment)
-        self.active.append(amendment)
-        self._record(amendment, "applied")
+        self.active.append((self._record(amendment, "applied"), amendment))
         self.wakeups += 1
         self._publish()
 
     def _expire_amendments(self) -> None:
         """After an amendment's `until`, the defined plan applies again to passes not started."""
         now = workflow.now()
-        expired = [a for a in self.active if a.until is not None and a.until <= now]
-        if not expired or self.plan is None:
+        if self.plan is None or not any(
+            a.until is not None and a.until <= now for _, a in self.active
+        ):
             return
-        self.active = [a for a in self.active if a not in expired]
-        for amendment in expired:
-            for record in self.log:
-                if (
-                    record.outcome == "applied"
-                    and record.until == amendment.until
-                    and (record.operations == [describe(op) for op in amendment.operations])
-                ):
-                    record.outcome = "expired"
+        in_force = []
+        for record, amendment in self.active:
+            if amendment.until is not None and amendment.until <= now:
+                record.outcome = "expired"
+            else:
+                in_force.append((record, amendment))
+        self.active = in_force
         started = {
             p.number: p
             for p in self.passes
@@ -312,7 +311,7 @@ class SubCampaignWorkflow:
         }
         rebuilt = [started.get(p.number, p.model_copy(deep=True)) for p in self.defined]
         rebuilt += [p for p in self.passes if p.added and p.number in started]
-        for amendment in self.active:
+        for _, amendment in self.active:
             try:
                 rebuilt = apply_amendment(
                     self.plan, rebuilt, amendment, now=now, groups=self.groups

@@ -35,6 +35,7 @@ from csm.cli.subcampaigns import (
     status_table,
     workflow_url,
 )
+from csm.devstack.smtp_sink import messages
 from csm.errors import CsmError
 from csm.results import SubCampaignStatus, live_status, query_plan
 from csm.settings import Settings
@@ -84,7 +85,7 @@ def demo_names(now: datetime | None = None) -> DemoNames:
 
 def count_messages(mail_dir: Path) -> int:
     """E-mails stored by the SMTP sink (one `.eml` file each)."""
-    return sum(1 for _ in mail_dir.glob("*.eml")) if mail_dir.is_dir() else 0
+    return len(messages(mail_dir))
 
 
 async def start_stack(settings: Settings, report: Callable[[str], None]) -> Path:

@@ -36,6 +36,7 @@ from csm.amendments import Amendment, AmendmentRejected, parse_amendment
 from csm.cli.campaigns import with_database
 from csm.errors import CsmError
 from csm.results import QUERY_TIMEOUT, SubCampaignStatus, combine, live_status, query_plan
+from csm.schedule import local_instant
 from csm.settings import Settings, load_settings
 from csm.subcampaigns import SubCampaignRef, find_sub_campaign
 from csm.vocabulary import Channel
@@ -409,16 +410,15 @@ def until_instant(text: str, timezone: str, now: datetime | None = None) -> date
         raise SubCampaignCommandError(
             f"--until {text!r}: expected HH:MM (24-hour clock, {timezone} time), e.g. 14:00"
         )
-    zone = ZoneInfo(timezone)
-    local_now = (now or datetime.now(UTC)).astimezone(zone)
+    local_now = (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone))
     clock = time(int(match.group(1)), int(match.group(2)))
-    local = datetime.combine(local_now.date(), clock, tzinfo=zone)
-    if local <= local_now:
+    instant = local_instant(local_now.date(), clock, timezone)
+    if instant <= local_now:
         raise SubCampaignCommandError(
             f"--until {clock:%H:%M} is already past: it is {local_now:%H:%M} in {timezone}, "
             "the campaign's zone (an amendment ends at the latest at the end of the day)"
         )
-    return local.astimezone(UTC)
+    return instant
 
 
 def load_amendment_file(path: Path, timezone: str, now: datetime | None = None) -> Amendment:

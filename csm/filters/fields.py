@@ -47,7 +47,3 @@ ATTRIBUTE_PREFIX = "attributes"
 FUNCTIONS: dict[str, str] = {
     "ever": "the contact ever had a result in the named response group in this sub-campaign",
 }
-
-
-def field_names() -> list[str]:
-    return [*FIELDS, f"{ATTRIBUTE_PREFIX}.<name>"]
