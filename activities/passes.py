@@ -2,10 +2,13 @@
 
 1. Freeze the selection (once per pass; a retry finds it in the database).
 2. Settle a batch left in flight by a crash: its contacts get `unknown`, not a resend.
-3. Work the rest in batches from the cursor: per contact, check consent and the
-   calling window at the moment of the attempt, then try its devices in the
-   pass's order until one reaches someone; record the batch and move the cursor
-   in one transaction; heartbeat.
+3. Work the rest in batches from the cursor: lease the batch's accounts (so no
+   other pass attempts them meanwhile and caps count every attempt), then per
+   contact check the contact policy at the moment of the attempt (suppression,
+   consent, final outcomes, hours, caps; `csm.compliance`), try its devices in
+   the pass's order until one reaches someone; record the batch, its
+   consequences and the cursor and release the leases in one transaction;
+   heartbeat.
 On cancellation (pause or stop) the batch in hand is finished and recorded
 first, so the next run resumes exactly at the cursor.
 """
@@ -19,6 +22,7 @@ import string
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -28,6 +32,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from csm.channels import AttemptOutcome, AttemptRequest, ChannelProvider, Channels
+from csm.compliance.gate import (
+    LEASE_WAIT,
+    BatchGate,
+    claim,
+    record_consequences,
+    release,
+    reserved_by_priority,
+)
+from csm.compliance.policy import ContactPolicy
+from csm.compliance.store import load_policy
+from csm.database import driver_connection
 from csm.filters import check_filter
 from csm.ledger import (
     ROUND,
@@ -78,6 +93,7 @@ class PassInput:
     response_groups: dict[str, list[str]]
     campaign_timezone: str
     previous_selection: tuple[date, int] | None = None  # for source = "previous"
+    final_groups: dict[str, str] = field(default_factory=dict)  # group name → final scope
     batch_size: int = 2000  # the largest batch; batches adapt to last about BATCH_SECONDS
     close_reason: str | None = None  # set: do not attempt, skip the rest with this reason
 
@@ -92,6 +108,7 @@ class _Contact:
     attributes: dict = field(default_factory=dict)
     suppressed: bool = False  # the account is on a suppression list
     suppressed_devices: int = 0  # devices left out because they are suppressed
+    state: str | None = None  # the `state` attribute: per-state hours and caps
 
 
 class _Clock:
@@ -132,21 +149,33 @@ class _Pacer:
 
 @dataclass(frozen=True, slots=True)
 class _BatchContext:
-    """What every attempt of a batch shares, worked out once per batch."""
+    """What every attempt of a batch shares, worked out once per batch, and what the
+    batch collects: its ledger rows and the devices that opted out or bounced."""
 
     provider: ChannelProvider
     pacer: _Pacer
     try_number: int
+    rows: list[AttemptRow]
     key_prefix: str  # of the stable attempt key: sub-campaign, day, pass
     template: string.Template | None
     subject: string.Template | None
+    gate: BatchGate | None  # None: compliance checks off (benchmarks only)
+    opted_out: list[int] = field(default_factory=list)  # device ids that replied STOP
+    bounced: list[int] = field(default_factory=list)  # e-mail device ids that hard-bounced
 
     @classmethod
     def of(
-        cls, params: PassInput, channels: Channels, pacer: _Pacer, try_number: int
+        cls,
+        params: PassInput,
+        channels: Channels,
+        pacer: _Pacer,
+        try_number: int,
+        gate: BatchGate | None,
     ) -> _BatchContext:
         definition = params.definition
         return cls(
+            gate=gate,
+            rows=[],
             provider=channels.for_channel(definition.channel),
             pacer=pacer,
             try_number=try_number,
@@ -157,11 +186,16 @@ class _BatchContext:
 
 
 class PassActivities:
-    """Bound to the worker's database engine and channel providers."""
+    """Bound to the worker's database engine and channel providers.
 
-    def __init__(self, engine: AsyncEngine, channels: Channels):
+    `checks=False` turns the contact policy off; only benchmarks do that, to
+    measure what the checks cost.
+    """
+
+    def __init__(self, engine: AsyncEngine, channels: Channels, *, checks: bool = True):
         self.engine = engine
         self.channels = channels
+        self.checks = checks
         self._zones: dict[str, ZoneInfo] = {}
 
     def zone(self, name: str) -> ZoneInfo:
@@ -174,10 +208,13 @@ class PassActivities:
     async def run_pass(self, params: PassInput) -> PassCounts:
         clock = _Clock()
         first = PassKey(params.sub_campaign_id, params.day, params.pass_number)
-        await self._freeze(params, clock)
-        async with self.engine.connect() as sa_connection:
-            raw = await sa_connection.get_raw_connection()
-            connection: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        async with driver_connection(self.engine) as connection:
+            opens = None
+            if self.checks:
+                policy = await load_policy(connection, params.campaign_id)
+                hours = policy.hours_for(params.definition.channel.value, None)
+                opens = hours[0] if hours else None
+            await self._freeze(params, clock, policy_opens=opens)
             key = first
             while True:
                 await self._settle(connection, key, params, clock)
@@ -216,6 +253,8 @@ class PassActivities:
             channel=params.definition.channel.value,
             now=clock.now(),
         )
+        if self.checks:
+            await release(connection, _holder(key))
         if unknown:
             activity.logger.warning(
                 "pass %s try %s: %d attempts in flight at a crash recorded as unknown",
@@ -279,8 +318,11 @@ class PassActivities:
             )
         return selected > 0
 
-    async def _freeze(self, params: PassInput, clock: _Clock) -> None:
-        """Store the selection once, ordered by when each contact's window opens."""
+    async def _freeze(
+        self, params: PassInput, clock: _Clock, *, policy_opens: dt_time | None
+    ) -> None:
+        """Store the selection once, ordered by when each contact's window opens: the later
+        of the pass's window and the policy's hours (read on the contact's clock)."""
         definition = params.definition
         node = check_filter(definition.filter, params.response_groups)
         among = None
@@ -291,8 +333,11 @@ class PassActivities:
             )
         order = [contacts.c.id]
         window = definition.window
+        starts = [policy_opens] if policy_opens else []
         if window is not None and window.zone == "contact":
-            local_open = datetime.combine(params.day, window.start)
+            starts.append(window.start)
+        if starts:
+            local_open = datetime.combine(params.day, max(starts))
             opens = func.timezone(
                 func.coalesce(contacts.c.timezone, params.campaign_timezone),
                 cast(literal(local_open), DateTime(timezone=False)),
@@ -356,6 +401,7 @@ class PassActivities:
         cursor, selected = state["cursor"], state["selected"]
         pacer = _Pacer(params.definition.pacing.per_minute)
         resuming = cursor > 0
+        final_codes = _final_codes(params)
         # Batches last about BATCH_SECONDS whatever the channel's speed, so a crash leaves
         # at most that much work `unknown` and a pause lands quickly.
         size = min(params.batch_size, max(params.definition.pacing.concurrency, 16))
@@ -366,22 +412,29 @@ class PassActivities:
             if not batch:
                 cursor = last
                 continue
+            policy = await load_policy(connection, params.campaign_id) if self.checks else None
+            opened = await self._opened(batch, params, clock, policy, cursor)
+            if len(opened) < len(batch):
+                batch, last = opened, opened[-1].seq
             await mark_inflight(connection, key, last)
             stopping = asyncio.Event()
             work = asyncio.ensure_future(
-                self._attempt_batch(batch, params, clock, pacer, stopping, cursor, key.round)
+                self._work_batch(
+                    connection, batch, key, params, clock, pacer, stopping, cursor, policy
+                )
             )
             began = time.monotonic()
             try:
-                rows, done_to = await asyncio.shield(work)
+                context, handled = await asyncio.shield(work)
             except asyncio.CancelledError:
                 # Pause or stop: finish the attempts in hand, record them, then stop.
                 stopping.set()
-                rows, done_to = await work
-                await record_batch(connection, key, rows, done_to)
+                context, handled = await work
+                done_to = _handled_to(batch, handled, cursor)
+                await self._record(connection, key, params, context, done_to, final_codes)
                 activity.heartbeat(done_to)
                 raise
-            await record_batch(connection, key, rows, last)
+            await self._record(connection, key, params, context, last, final_codes)
             cursor = last
             activity.heartbeat(cursor)
             took = time.monotonic() - began
@@ -389,6 +442,88 @@ class PassActivities:
                 size = min(size * 2, params.batch_size)
             elif took > BATCH_SECONDS * 2:
                 size = max(size // 2, params.definition.pacing.concurrency, 16)
+
+    async def _record(
+        self,
+        connection: asyncpg.Connection,
+        key: PassKey,
+        params: PassInput,
+        context: _BatchContext,
+        cursor: int,
+        final_codes: dict[str, list[tuple[str, str]]],
+    ) -> None:
+        """The batch's rows, the cursor, what the results mean for every campaign (final
+        outcomes, STOP replies, hard bounces) and the leases' release: one transaction."""
+        async with connection.transaction():
+            await record_batch(connection, key, context.rows, cursor)
+            if context.gate is not None:
+                await record_consequences(
+                    connection,
+                    campaign_id=params.campaign_id,
+                    final_codes=final_codes,
+                    reached=[
+                        (row[4], row[8], row[10]) for row in context.rows if row[8] in final_codes
+                    ],
+                    opted_out=context.opted_out,
+                    bounced=context.bounced,
+                )
+                await release(connection, _holder(key))
+
+    async def _work_batch(
+        self,
+        connection: asyncpg.Connection,
+        batch: list[_Contact],
+        key: PassKey,
+        params: PassInput,
+        clock: _Clock,
+        pacer: _Pacer,
+        stopping: asyncio.Event,
+        cursor: int,
+        policy: ContactPolicy | None,
+    ) -> tuple[_BatchContext, set[int]]:
+        """Lease the batch's accounts and attempt them; accounts another pass holds are
+        tried again as their leases free up (for up to LEASE_WAIT), then skipped `leased`.
+
+        Returns the batch's context (rows and consequences) and the seqs handled.
+        """
+        if policy is None:
+            context = _BatchContext.of(params, self.channels, pacer, key.round, None)
+            handled = await self._attempt_batch(batch, params, clock, context, stopping, cursor)
+            return context, handled
+        ids = [c.contact_id for c in batch]
+        blocked: dict[int, SkipReason] = {}
+        if policy.enforces_caps:
+            reserved = await reserved_by_priority(connection, params.campaign_id, ids)
+            blocked = dict.fromkeys(reserved, SkipReason.RESERVED)
+        holder = _holder(key)
+        claimed = await claim(connection, holder, [i for i in ids if i not in blocked])
+        gate = await BatchGate.open(connection, policy, params.campaign_id, claimed, clock.now())
+        gate.blocked.update(blocked)
+        context = _BatchContext.of(params, self.channels, pacer, key.round, gate)
+        ready = [c for c in batch if c.contact_id in claimed or c.contact_id in blocked]
+        waiting = [c for c in batch if c.contact_id not in claimed and c.contact_id not in blocked]
+        handled = await self._attempt_batch(ready, params, clock, context, stopping, cursor)
+        deadline = time.monotonic() + LEASE_WAIT
+        while waiting and not stopping.is_set():
+            if time.monotonic() >= deadline:
+                gate.blocked.update(
+                    dict.fromkeys((c.contact_id for c in waiting), SkipReason.LEASED)
+                )
+                claimed = {c.contact_id for c in waiting}
+            else:
+                await asyncio.sleep(0.1)
+                claimed = await claim(connection, holder, [c.contact_id for c in waiting])
+                if not claimed:
+                    continue
+                gate.add(
+                    await BatchGate.open(
+                        connection, policy, params.campaign_id, claimed, clock.now()
+                    )
+                )
+            ready = [c for c in waiting if c.contact_id in claimed]
+            waiting = [c for c in waiting if c.contact_id not in claimed]
+            handled |= await self._attempt_batch(ready, params, clock, context, stopping, cursor)
+        return context, handled
 
     async def _load(
         self,
@@ -408,10 +543,13 @@ class PassActivities:
             f"""
             SELECT s.seq, c.id, c.timezone, c.{CONSENT_COLUMN[definition.channel]} AS consented,
                    {"c.attributes::text" if with_attributes else "NULL"} AS attributes,
+                   upper(c.attributes->>'state') AS state,
                    d.id AS device_id, d.kind, d.value,
-                   EXISTS (SELECT 1 FROM suppressions su WHERE su.contact_id = c.id
+                   EXISTS (SELECT 1 FROM suppressions su
+                           WHERE su.value = c.account_key AND su.kind = 'account'
                            AND (su.campaign_id IS NULL OR su.campaign_id = $9)) AS suppressed,
-                   EXISTS (SELECT 1 FROM suppressions su WHERE su.device_value = d.value
+                   EXISTS (SELECT 1 FROM suppressions su
+                           WHERE su.value = d.value AND su.kind <> 'account'
                            AND (su.campaign_id IS NULL OR su.campaign_id = $9))
                      AS device_suppressed
             FROM pass_selections s
@@ -445,6 +583,7 @@ class PassActivities:
                         consented=r["consented"],
                         devices=[],
                         attributes=json.loads(r["attributes"]) if r["attributes"] else {},
+                        state=r["state"],
                     )
                 )
             contact = batch[-1]
@@ -474,43 +613,29 @@ class PassActivities:
         batch: list[_Contact],
         params: PassInput,
         clock: _Clock,
-        pacer: _Pacer,
+        context: _BatchContext,
         stopping: asyncio.Event,
         cursor: int,
-        try_number: int,
-    ) -> tuple[list[AttemptRow], int]:
-        """Attempt the batch in `concurrency` lanes; stop taking contacts once `stopping` is set.
-
-        Returns the rows and the new cursor: the highest seq up to which every contact
-        of the batch was handled (contacts handled past it are skipped on resume).
-        """
-        rows: list[AttemptRow] = []
+    ) -> set[int]:
+        """Attempt `batch` in `concurrency` lanes, adding rows to `context`; stop taking
+        contacts once `stopping` is set. Returns the seqs of the contacts handled."""
         handled: set[int] = set()
+        if not batch:
+            return handled
         pending = iter(batch)
         lanes = min(params.definition.pacing.concurrency, len(batch))
-        context = _BatchContext.of(params, self.channels, pacer, try_number)
-        has_window = params.definition.window is not None
 
         async def lane() -> None:
             for number, contact in enumerate(pending):
                 if stopping.is_set():
                     return
-                if has_window and not await self._window_open(
-                    contact, params, clock, stopping, cursor
-                ):
-                    return  # stopping while waiting for this contact's window
-                rows.extend(await self._attempt_contact(contact, params, clock, context))
+                context.rows.extend(await self._attempt_contact(contact, params, clock, context))
                 handled.add(contact.seq)
                 if number % 32 == 0:
                     activity.heartbeat(cursor)  # lets a pause or stop reach us mid-batch
 
         await asyncio.gather(*(lane() for _ in range(lanes)))
-        done_to = cursor
-        for contact in batch:
-            if contact.seq not in handled:
-                break
-            done_to = contact.seq
-        return rows, done_to
+        return handled
 
     def _window_zone(self, contact: _Contact, params: PassInput) -> ZoneInfo:
         window = params.definition.window
@@ -519,6 +644,57 @@ class PassActivities:
             return contact.zone
         return self.zone(params.campaign_timezone if window.zone == "campaign" else window.zone)
 
+    async def _opened(
+        self,
+        batch: list[_Contact],
+        params: PassInput,
+        clock: _Clock,
+        policy: ContactPolicy | None,
+        cursor: int,
+    ) -> list[_Contact]:
+        """The batch's leading contacts whose windows are open, after waiting for the first.
+
+        The selection is ordered by window opening, so a pass that starts when the
+        first zone opens works the later zones as their windows open. The wait comes
+        before the batch is claimed: no account is leased while its window is closed.
+        """
+        if params.definition.window is None and policy is None:
+            return batch
+        channel = params.definition.channel.value
+
+        def hours(contact: _Contact) -> tuple[dt_time, dt_time] | None:
+            return policy.hours_for(channel, contact.state) if policy else None
+
+        await self._window_open(
+            batch[0], params, clock, asyncio.Event(), cursor, hours=hours(batch[0])
+        )
+        now = clock.now()
+        opened: list[_Contact] = []
+        for contact in batch:
+            if self._opens_at(contact, params, now, hours(contact)) > now:
+                break
+            opened.append(contact)
+        return opened
+
+    def _opens_at(
+        self,
+        contact: _Contact,
+        params: PassInput,
+        now: datetime,
+        hours: tuple[dt_time, dt_time] | None,
+    ) -> datetime:
+        """When today both the pass's window and the policy's hours are open (at the latest
+        of their openings; `now` if both are open already or have no opening left today)."""
+        openings = [now]
+        window = params.definition.window
+        if window is not None:
+            zone = self._window_zone(contact, params)
+            openings.append(datetime.combine(now.astimezone(zone).date(), window.start, zone))
+        if hours is not None:
+            zone = contact.zone
+            openings.append(datetime.combine(now.astimezone(zone).date(), hours[0], zone))
+        return max(openings)
+
     async def _window_open(
         self,
         contact: _Contact,
@@ -526,20 +702,11 @@ class PassActivities:
         clock: _Clock,
         stopping: asyncio.Event,
         cursor: int,
+        *,
+        hours: tuple[dt_time, dt_time] | None = None,
     ) -> bool:
-        """Wait (heartbeating) until the contact's window opens today; False if told to stop.
-
-        The selection is ordered by window opening, so a pass that starts when the
-        first zone opens works the later zones as their windows open.
-        """
-        window = params.definition.window
-        if window is None:
-            return True
-        zone = self._window_zone(contact, params)
-        local = clock.now().astimezone(zone)
-        if local.time() >= window.start:
-            return True
-        opens = datetime.combine(local.date(), window.start, tzinfo=zone)
+        """Wait (heartbeating) until the contact's windows are open; False if told to stop."""
+        opens = self._opens_at(contact, params, clock.now(), hours)
         while (wait := (opens - clock.now()).total_seconds()) > 0:
             activity.heartbeat(cursor)
             with contextlib.suppress(TimeoutError):
@@ -563,13 +730,16 @@ class PassActivities:
         )
         channel = definition.channel.value
 
-        def skip(reason: SkipReason) -> list[AttemptRow]:
-            return [(*base, 0, try_number, channel, "skipped", reason.value, now)]
+        def skip(reason: str) -> list[AttemptRow]:
+            return [(*base, 0, try_number, channel, "skipped", str(reason), now)]
 
+        gate = context.gate
         if contact.suppressed:
             return skip(SkipReason.SUPPRESSED)
         if not contact.consented:
             return skip(SkipReason.NO_CONSENT)
+        if gate is not None and contact.contact_id in gate.blocked:
+            return skip(gate.blocked[contact.contact_id])
         if not contact.devices:
             if contact.suppressed_devices:
                 return skip(SkipReason.SUPPRESSED)
@@ -580,13 +750,25 @@ class PassActivities:
             clock_time = now.astimezone(self._window_zone(contact, params)).time()
             if not (window.start <= clock_time < window.end):
                 return skip(SkipReason.OUTSIDE_WINDOW)
+        if gate is not None and (closed := gate.closed(channel, contact.state, local)):
+            return skip(closed)
         message = subject = None
         if context.template:
             message = context.template.safe_substitute(contact.attributes)
         if context.subject:
             subject = context.subject.safe_substitute(contact.attributes)
         rows: list[AttemptRow] = []
+        held_by: str | None = None
         for device_id, kind, address in contact.devices:
+            if gate is not None:
+                at = clock.now()
+                held_by = gate.blocking(
+                    contact.contact_id, channel, address, at, contact.zone, contact.state
+                )
+                if held_by is not None:
+                    if gate.per_device(held_by):
+                        continue  # this number's own cap: the next device may still be tried
+                    break
             if context.pacer.interval:
                 await context.pacer.wait()
             request = AttemptRequest(
@@ -605,9 +787,19 @@ class PassActivities:
                 outcome = await context.provider.attempt(request)
             except ConnectionError:
                 outcome = await self._send_after_outage(context.provider, request)
-            rows.append((*base, device_id, try_number, channel, outcome.result, None, clock.now()))
+            at = clock.now()
+            rows.append((*base, device_id, try_number, channel, outcome.result, None, at))
+            if gate is not None:
+                gate.attempted(contact.contact_id, at, channel, address, outcome.result)
+                if outcome.result == "opted_out":
+                    context.opted_out.append(device_id)
+                elif outcome.result == "bounced":
+                    context.bounced.append(device_id)
             if outcome.result not in NEXT_DEVICE:
+                held_by = None
                 break
+        if held_by is not None:  # a cap stopped the devices: say which
+            rows.extend(skip(gate.reason(held_by)))  # type: ignore[union-attr]
         return rows
 
     async def _send_after_outage(
@@ -627,3 +819,28 @@ class PassActivities:
             except ConnectionError:
                 if waited >= PROVIDER_OUTAGE_LIMIT.total_seconds():
                     raise
+
+
+def _holder(key: PassKey) -> str:
+    """The lease holder's name: one pass round, whichever worker runs it."""
+    return f"{key.sub_campaign_id}:{key.day:%Y%m%d}:{key.pass_number}:{key.round}"
+
+
+def _handled_to(batch: list[_Contact], handled: set[int], cursor: int) -> int:
+    """The highest seq up to which every contact of the batch was handled (contacts
+    handled past it are recognised and left out on resume)."""
+    done_to = cursor
+    for contact in batch:
+        if contact.seq not in handled:
+            break
+        done_to = contact.seq
+    return done_to
+
+
+def _final_codes(params: PassInput) -> dict[str, list[tuple[str, str]]]:
+    """Result code → the final response groups (name, scope) it puts an account in."""
+    codes: dict[str, list[tuple[str, str]]] = {}
+    for group, scope in params.final_groups.items():
+        for code in params.response_groups.get(group, ()):
+            codes.setdefault(code, []).append((group, scope))
+    return codes

@@ -7,7 +7,7 @@ day's instants to UTC, so the workflow needs no time-zone database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import exists, update
@@ -34,6 +34,7 @@ class PlanInput:
 class DayPlanResult:
     plan: DayPlan
     response_groups: dict[str, list[str]]
+    final_groups: dict[str, str] = field(default_factory=dict)  # group name → final scope
 
 
 class PlanningActivities:
@@ -98,7 +99,15 @@ class PlanningActivities:
             next_day_starts_at=day_bounds(next_day, zone)[0] if next_day else None,
             list_has_contacts=bool(has_contacts),
         )
-        return DayPlanResult(plan=plan, response_groups=strategy.groups())
+        return DayPlanResult(
+            plan=plan,
+            response_groups=strategy.groups(),
+            final_groups={
+                name: group.final
+                for name, group in strategy.response_groups.items()
+                if group.final is not None
+            },
+        )
 
 
 def _fixed_zones(strategy: StrategyDefinition) -> set[str]:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from csm.database import driver_connection
 from csm.ledger import PassKey, count_pass
 from csm.plan import PassCounts, PlannedPass
 
@@ -111,9 +111,7 @@ async def ledger_counts(
     numbers = sorted(set(pass_numbers))
     if not numbers:
         return {}
-    async with engine.connect() as sa_connection:
-        raw = await sa_connection.get_raw_connection()
-        connection: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    async with driver_connection(engine) as connection:
         return {
             number: await count_pass(connection, PassKey(sub_campaign_id, day, number))
             for number in numbers

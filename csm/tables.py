@@ -19,6 +19,7 @@ from sqlalchemy import (
     SmallInteger,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
 from sqlmodel import Field, SQLModel
@@ -62,6 +63,7 @@ class Device(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("contact_id", "value", name="uq_devices_contact_value"),
         Index("ix_devices_contact_position", "contact_id", "position"),
+        Index("ix_devices_value", "value"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
@@ -106,6 +108,7 @@ class Campaign(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=200)
     timezone: str = Field(max_length=64, description="the campaign's operating time zone")
+    priority: int = 0  # higher goes first on accounts shared under a cap (csm.compliance.gate)
     created_at: datetime = _created()
 
 
@@ -211,6 +214,7 @@ class PassSelection(SQLModel, table=True):
     """
 
     __tablename__ = "pass_selections"
+    __table_args__ = (Index("ix_pass_selections_contact", "contact_id"),)  # list priority
 
     sub_campaign_id: int = Field(sa_column=Column(Integer, primary_key=True))
     day: date = Field(primary_key=True)
@@ -243,15 +247,17 @@ class PassProgress(SQLModel, table=True):
 
 
 class Suppression(SQLModel, table=True):
-    """Do not contact: an account or one device, in one campaign or (campaign NULL) in all.
+    """Do not contact: an account (by account key, so it holds for accounts imported later),
+    a phone number or an e-mail address, in one campaign or (campaign NULL) in all.
 
     Checked when each batch of a pass is loaded, just before its attempts.
     """
 
     __tablename__ = "suppressions"
     __table_args__ = (
-        Index("ix_suppressions_contact", "contact_id"),
-        Index("ix_suppressions_device", "device_value"),
+        Index(
+            "uq_suppressions_target", "value", "kind", text("coalesce(campaign_id, 0)"), unique=True
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
@@ -259,10 +265,47 @@ class Suppression(SQLModel, table=True):
         default=None,
         sa_column=Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=True),
     )
-    contact_id: int | None = Field(
-        default=None,
-        sa_column=Column(BigInteger, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=True),
-    )
-    device_value: str | None = Field(default=None, sa_column=Column(TEXT, nullable=True))
+    kind: str = Field(max_length=16)  # account | phone | email
+    value: str = Field(sa_column=Column(TEXT, nullable=False))  # account key, E.164, address
     reason: str = Field(default="do_not_contact", max_length=32)
     created_at: datetime = _created()
+
+
+class Policy(SQLModel, table=True):
+    """One version of the contact policy: global (campaign NULL) or a campaign's override."""
+
+    __tablename__ = "policies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=True),
+    )
+    version: int
+    source: str = Field(sa_column=Column(TEXT, nullable=False))  # the TOML as written
+    definition: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # its sections
+    author: str = Field(default="", max_length=200)
+    created_at: datetime = _created()
+
+
+class ContactLease(SQLModel, table=True):
+    """An account being worked by one pass round right now (see csm.compliance.gate)."""
+
+    __tablename__ = "contact_leases"
+
+    contact_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    holder: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class FinalOutcome(SQLModel, table=True):
+    """An account that reached a final response group: no more contact in that campaign
+    (scope `campaign`) or in any (scope `all_campaigns`)."""
+
+    __tablename__ = "final_outcomes"
+
+    contact_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    campaign_id: int = Field(sa_column=Column(Integer, primary_key=True))
+    group_name: str = Field(primary_key=True, max_length=64)
+    scope: str = Field(max_length=16)
+    reached_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -61,9 +61,19 @@ NOT_ATTEMPTED_CODES = frozenset({"not_attempted", "skipped"})
 
 
 class SkipReason(StrEnum):
-    OUTSIDE_WINDOW = "outside_window"
+    """Why a selected contact got no attempt (the ledger's `skip_reason`).
+
+    A cap's skip reads `capped:<cap name>`, so the ledger says which cap held it.
+    """
+
+    OUTSIDE_WINDOW = "outside_window"  # the pass's window or the policy's hours are closed
+    HOLIDAY = "holiday"  # a holiday of the contact policy, on the contact's calendar
     CAPPED = "capped"
+    RECENT_CONVERSATION = "recent_conversation"  # the policy's pause after a conversation
     SUPPRESSED = "suppressed"
     NO_ELIGIBLE_DEVICE = "no_eligible_device"
     NO_CONSENT = "no_consent"
-    FINAL_GROUP = "final_group"
+    FINAL = "final"  # reached a final response group of this campaign
+    FINAL_ELSEWHERE = "final_elsewhere"  # reached a group final for all campaigns, elsewhere
+    LEASED = "leased"  # another pass was attempting the account at that moment
+    RESERVED = "reserved"  # left to a higher-priority campaign's running pass

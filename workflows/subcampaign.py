@@ -87,6 +87,7 @@ class SubCampaignWorkflow:
         self.state = "paused" if params.paused else "running"
         self.plan: DayPlan | None = None
         self.groups: dict[str, list[str]] = {}
+        self.final_groups: dict[str, str] = {}
         self.defined: list[PlannedPass] = []
         self.passes: list[PlannedPass] = []
         #: Applied amendments still in force, each with its entry in the log.
@@ -106,6 +107,7 @@ class SubCampaignWorkflow:
             summary="plan the day",
         )
         self.plan, self.groups = planned.plan, planned.response_groups
+        self.final_groups = planned.final_groups
         self.defined = [p.model_copy(deep=True) for p in self.plan.passes]
         self.passes = [p.model_copy(deep=True) for p in self.plan.passes]
         self._publish()
@@ -258,6 +260,7 @@ class SubCampaignWorkflow:
             pass_number=current.number,
             definition=current.definition,
             response_groups=self.groups,
+            final_groups=self.final_groups,
             campaign_timezone=self.plan.campaign_timezone,
             previous_selection=self.previous_selection,
             close_reason=close_reason,
