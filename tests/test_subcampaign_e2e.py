@@ -212,7 +212,7 @@ async def test_suppressed_accounts_and_devices_are_skipped_with_the_reason(
     other_contact, numbers = next((c, n) for c, n in phones if c != suppressed_contact)
     await add_suppression(engine, account=account_key, reason="do_not_contact")
     for number in numbers:  # every phone of another contact, in this campaign only
-        await add_suppression(engine, device=number, campaign=campaign)
+        await add_suppression(engine, phone=number, campaign=campaign)
     queue = f"suppress-{uuid.uuid4().hex[:8]}"
     async with build_worker(client, settings, engine=engine, task_queue=queue):
         launched = await start_sub_campaign(
