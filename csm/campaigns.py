@@ -35,6 +35,8 @@ from csm.tables import Campaign, ResponseGroup, Strategy
 
 SessionOrEngine = AsyncSession | AsyncEngine
 NAME_MAX = 200
+#: A campaign's priority is an int column; keep it well inside the range.
+PRIORITY_LIMIT = 1_000_000
 
 
 class UnknownCampaignError(CsmError):
@@ -47,6 +49,10 @@ class CampaignExistsError(CsmError):
 
 class CampaignNameError(CsmError):
     """A campaign name that cannot be used (empty or too long)."""
+
+
+class CampaignPriorityError(CsmError):
+    """A priority outside the range a campaign's priority may take."""
 
 
 class StrategyVersionError(CsmError):
@@ -71,6 +77,7 @@ class CampaignSummary:
     versions: int
     version_in_force: int | None  # on `today`, the campaign's current date
     today: date
+    priority: int = 0  # higher goes first on accounts shared under a cap
 
 
 @dataclass(frozen=True)
@@ -82,12 +89,14 @@ class CampaignDetails:
     versions: list[StrategyVersion]
     version_in_force: int | None
     definition: StrategyDefinition | None  # the version in force today
+    priority: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
             "timezone": self.timezone,
+            "priority": self.priority,
             "today": self.today.isoformat(),
             "versions": [
                 {
@@ -225,6 +234,7 @@ async def list_campaigns(
                     versions=len(versions),
                     version_in_force=version_in_force(versions, today),
                     today=today,
+                    priority=campaign.priority,
                 )
             )
     return summaries
@@ -251,6 +261,7 @@ async def describe_campaign(
         versions=versions,
         version_in_force=in_force,
         definition=definition,
+        priority=campaign.priority,
     )
 
 
@@ -266,26 +277,39 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _check_priority(priority: int) -> int:
+    if not -PRIORITY_LIMIT <= priority <= PRIORITY_LIMIT:
+        raise CampaignPriorityError(
+            f"a campaign's priority is a whole number from {-PRIORITY_LIMIT} to {PRIORITY_LIMIT}"
+            f", got {priority}"
+        )
+    return priority
+
+
 async def create_campaign(
     db: SessionOrEngine,
     name: str,
     definition: StrategyDefinition,
     source: str,
     *,
+    priority: int = 0,
     now: datetime | None = None,
 ) -> tuple[Campaign, StrategyVersion]:
     """Create a campaign in the strategy's zone, with strategy version 1 effective today.
 
     Campaign, version and response groups are written in one transaction, so
     a failure leaves nothing behind. `source` is the strategy file as written.
+    `priority` decides which campaign gets an account first when caps are shared
+    (higher goes first; see csm.compliance.gate).
     """
     name = _check_name(name)
+    priority = _check_priority(priority)
     try:
         async with _writing(db) as session:
             taken = await session.exec(select(Campaign.id).where(Campaign.name == name))
             if taken.first() is not None:
                 raise CampaignExistsError(f"campaign {name!r} exists already")
-            campaign = Campaign(name=name, timezone=definition.timezone)
+            campaign = Campaign(name=name, timezone=definition.timezone, priority=priority)
             session.add(campaign)
             await session.flush()
             version = await _add_version(
@@ -294,6 +318,16 @@ async def create_campaign(
     except IntegrityError as err:  # created concurrently between our check and insert
         raise CampaignExistsError(f"campaign {name!r} exists already") from err
     return campaign, version
+
+
+async def set_campaign_priority(db: SessionOrEngine, name: str, priority: int) -> Campaign:
+    """Change campaign `name`'s priority; running passes use it from their next batch."""
+    priority = _check_priority(priority)
+    async with _writing(db) as session:
+        campaign = await get_campaign(session, name)
+        campaign.priority = priority
+        session.add(campaign)
+    return campaign
 
 
 async def add_strategy_version(

@@ -55,18 +55,38 @@ def with_database(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 def create_command(
     name: str = typer.Argument(..., help="the campaign's name (unique)"),
     strategy: Path = STRATEGY_OPTION,
+    priority: int = typer.Option(
+        0,
+        "--priority",
+        help="higher goes first on accounts shared with other campaigns under a cap",
+    ),
 ) -> None:
     """Create a campaign with its strategy as version 1, effective today (campaign's zone)."""
     from csm.campaigns import create_campaign
 
     definition, source = load_strategy_file(strategy)
     campaign, version = with_database(
-        lambda engine: create_campaign(engine, name, definition, source)
+        lambda engine: create_campaign(engine, name, definition, source, priority=priority)
     )
     print(
-        f"created campaign {campaign.name!r} ({campaign.timezone}): strategy version "
-        f"{version.version} with {version.passes} passes, effective {version.effective_from}"
+        f"created campaign {campaign.name!r} ({campaign.timezone}, priority {campaign.priority}):"
+        f" strategy version {version.version} with {version.passes} passes,"
+        f" effective {version.effective_from}"
     )
+
+
+@campaigns_app.command("priority")
+def priority_command(
+    name: str = typer.Argument(..., help="the campaign's name"),
+    priority: int = typer.Argument(..., help="the new priority (higher goes first)"),
+) -> None:
+    """Change a campaign's priority: on an account that several campaigns share under a cap,
+    a running pass of a higher-priority campaign is served first (others skip it `reserved`).
+    Running passes use the new priority from their next batch."""
+    from csm.campaigns import set_campaign_priority
+
+    campaign = with_database(lambda engine: set_campaign_priority(engine, name, priority))
+    print(f"campaign {campaign.name!r}: priority {campaign.priority}")
 
 
 @campaigns_app.command("strategy")
@@ -112,6 +132,7 @@ def list_command(as_json: bool = JSON_OPTION) -> None:
                 "id": s.id,
                 "name": s.name,
                 "timezone": s.timezone,
+                "priority": s.priority,
                 "versions": s.versions,
                 "version_in_force": s.version_in_force,
                 "today": s.today.isoformat(),
@@ -120,15 +141,18 @@ def list_command(as_json: bool = JSON_OPTION) -> None:
         ]
         print(json.dumps(shown, indent=2))
         return
-    table = Table("name", "timezone", "versions", "in force today", title="campaigns")
+    table = Table("name", "timezone", "priority", "versions", "in force today", title="campaigns")
     for s in summaries:
         in_force = "-" if s.version_in_force is None else str(s.version_in_force)
-        table.add_row(s.name, s.timezone, str(s.versions), in_force)
+        table.add_row(s.name, s.timezone, str(s.priority), str(s.versions), in_force)
     console.print(table)
 
 
 def _print_details(details: CampaignDetails) -> None:
-    print(f"campaign {details.name!r}  ·  {details.timezone}  ·  today {details.today}")
+    print(
+        f"campaign {details.name!r}  ·  {details.timezone}  ·  priority {details.priority}"
+        f"  ·  today {details.today}"
+    )
     versions = Table("version", "effective from", "passes", "", title="strategy versions")
     for v in details.versions:
         marker = "in force" if v.version == details.version_in_force else ""

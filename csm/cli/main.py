@@ -10,8 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from csm.cli.campaigns import campaigns_app
+from csm.cli.contacts import contacts_app
 from csm.cli.exit import run_and_exit
+from csm.cli.inbound import inbound_app
 from csm.cli.lists import lists_app
+from csm.cli.policy import policy_app
 from csm.cli.strategy import strategy_app
 from csm.cli.subcampaigns import (
     amend_command,
@@ -41,6 +44,9 @@ app.add_typer(lists_app, name="lists")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(strategy_app, name="strategy")
 app.add_typer(suppress_app, name="suppress")
+app.add_typer(inbound_app, name="inbound")
+app.add_typer(policy_app, name="policy")
+app.add_typer(contacts_app, name="contacts")
 app.command("start")(start_command)
 app.command("amend")(amend_command)
 app.command("pause")(pause_command)
