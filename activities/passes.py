@@ -661,9 +661,14 @@ class PassActivities:
         if params.definition.window is None and policy is None:
             return batch
         channel = params.definition.channel.value
+        by_state: dict[str | None, tuple[dt_time, dt_time] | None] = {}
 
         def hours(contact: _Contact) -> tuple[dt_time, dt_time] | None:
-            return policy.hours_for(channel, contact.state) if policy else None
+            if policy is None:
+                return None
+            if contact.state not in by_state:
+                by_state[contact.state] = policy.hours_for(channel, contact.state)
+            return by_state[contact.state]
 
         await self._window_open(
             batch[0], params, clock, asyncio.Event(), cursor, hours=hours(batch[0])

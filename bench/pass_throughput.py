@@ -1,8 +1,11 @@
 """One voice pass over N contacts on the zero-latency simulator, end to end.
 
 Prints contacts/s of the pass (selection frozen, every contact attempted and
-recorded), the history events of the run, and the amendment update round trip
-(p50/p95) on a waiting sub-campaign. Runs its own servers: an embedded
+recorded) twice in the same run: with the contact policy off, then with every
+check on (hours, Reg F caps, a per-device cap, a state cap, the conversation
+pause, batch leases, list priority, final outcomes, suppressions), the history
+events of the run, and the amendment update round trip (p50/p95) on a waiting
+sub-campaign. Runs its own servers: an embedded
 PostgreSQL (or DATABASE_URL) and a tuned Temporal dev server.
 
     python bench/pass_throughput.py --contacts 100000
@@ -22,11 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from csm.amendments import Amendment, SetPacing
 from csm.campaigns import create_campaign
+from csm.compliance.store import set_policy
 from csm.database import create_engine
 from csm.devstack.temporal import temporal_binary, tuning_args
 from csm.launch import start_sub_campaign
@@ -42,6 +47,31 @@ timezone = "America/Chicago"
 [[passes]]
 name = "voice"
 channel = "voice"
+"""
+#: Every check does its work; hours that are open all day so the pass is not skipped.
+ALL_CHECKS = """
+[hours]
+voice = "00:00-23:59:59"
+sms = "00:00-23:59:59"
+[states.FL]
+voice = "00:00-23:59:59"
+[[caps]]
+name = "reg_f_7_in_7"
+max = 7
+period = "7d"
+channels = ["voice", "dialer"]
+[[caps]]
+name = "device_24h"
+max = 3
+period = "24h"
+per = "device"
+[[caps]]
+name = "fl_3_per_24h"
+max = 3
+period = "24h"
+states = ["FL"]
+[conversation_pause]
+days = 7
 """
 WAITING = """
 timezone = "America/Chicago"
@@ -74,38 +104,20 @@ async def run(contacts: int, updates: int) -> None:
             )
             await create_campaign(engine, "bench", load_strategy(ONE_PASS), ONE_PASS)
             await create_campaign(engine, "waiting", load_strategy(WAITING), WAITING)
+            await create_campaign(engine, "bench-off", load_strategy(ONE_PASS), ONE_PASS)
+            await set_policy(engine, ALL_CHECKS, campaign="bench")
+            await set_policy(engine, '[hours]\nsms = "any"\n', campaign="waiting")
+            figures = {}
+            for campaign, checks in (("bench-off", False), ("bench", True)):
+                async with build_worker(
+                    env.client, settings, engine=engine, task_queue=queue, checks=checks
+                ):
+                    figures[checks] = await one_pass(env, engine, campaign, queue, checks)
+            print(
+                f"checks on / off: {figures[True] / figures[False]:.2f}",
+                flush=True,
+            )
             async with build_worker(env.client, settings, engine=engine, task_queue=queue):
-                launched = await start_sub_campaign(
-                    env.client, engine, campaign="bench", list_name="bench", task_queue=queue
-                )
-                await launched.handle.result()
-                plan = await launched.handle.query(SubCampaignWorkflow.plan_query)
-                history = await launched.handle.fetch_history()
-                async with engine.connect() as connection:
-                    span = (
-                        await connection.execute(
-                            text(
-                                "SELECT extract(epoch FROM max(updated_at) - min(p.created)) FROM "
-                                "(SELECT updated_at, (SELECT min(attempted_at) FROM attempts WHERE "
-                                "sub_campaign_id = :s) AS created FROM pass_progress WHERE "
-                                "sub_campaign_id = :s) p"
-                            ),
-                            {"s": launched.sub_campaign.id},
-                        )
-                    ).scalar()
-                counts = plan.passes[0].counts
-                seconds = float(span)
-                print(
-                    f"voice pass: {counts.selected:,} selected, {counts.attempted:,} attempted, "
-                    f"{sum(counts.results.values()):,} attempt rows in {seconds:.2f}s "
-                    f"= {counts.selected / seconds:,.0f} contacts/s",
-                    flush=True,
-                )
-                print(
-                    f"history: {len(history.events)} events for the day run with one pass",
-                    flush=True,
-                )
-
                 waiting = await start_sub_campaign(
                     env.client,
                     engine,
@@ -143,6 +155,41 @@ async def run(contacts: int, updates: int) -> None:
         finally:
             await engine.dispose()
             await env.shutdown()
+
+
+async def one_pass(
+    env: WorkflowEnvironment, engine: AsyncEngine, campaign: str, queue: str, checks: bool
+) -> float:
+    """Run the campaign's one voice pass over the list; print and return its contacts/s."""
+    launched = await start_sub_campaign(
+        env.client, engine, campaign=campaign, list_name="bench", task_queue=queue
+    )
+    await launched.handle.result()
+    plan = await launched.handle.query(SubCampaignWorkflow.plan_query)
+    history = await launched.handle.fetch_history()
+    async with engine.connect() as connection:
+        span = (
+            await connection.execute(
+                text(
+                    "SELECT extract(epoch FROM max(updated_at) - min(p.created)) FROM "
+                    "(SELECT updated_at, (SELECT min(attempted_at) FROM attempts WHERE "
+                    "sub_campaign_id = :s) AS created FROM pass_progress WHERE "
+                    "sub_campaign_id = :s) p"
+                ),
+                {"s": launched.sub_campaign.id},
+            )
+        ).scalar()
+    counts = plan.passes[0].counts
+    seconds = float(span)
+    rate = counts.selected / seconds
+    print(
+        f"voice pass, checks {'on' if checks else 'off'}: {counts.selected:,} selected, "
+        f"{counts.attempted:,} attempted, {sum(counts.results.values()):,} attempt rows, "
+        f"skips {dict(counts.skip_reasons)} in {seconds:.2f}s = {rate:,.0f} contacts/s",
+        flush=True,
+    )
+    print(f"history: {len(history.events)} events for the day run with one pass", flush=True)
+    return rate
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csm.compliance.caps import PastAttempt, blocking_rule
+from csm.compliance.caps import CapRules, PastAttempt, blocking_rule
 from csm.compliance.policy import Cap, ContactPolicy, ConversationPause
 
 ZONES = [ZoneInfo("America/New_York"), ZoneInfo("Pacific/Honolulu"), ZoneInfo("Europe/London")]
@@ -86,7 +86,9 @@ def test_allowed_attempts_never_break_a_cap(
     allowed: list[PastAttempt] = []
     for minutes, channel, device, result in sorted(schedule):
         at = START + timedelta(minutes=minutes)
-        rule = blocking_rule(policy, allowed, channel=channel, device=device, at=at, zone=zone)
+        rule = blocking_rule(
+            CapRules.of(policy), allowed, channel=channel, device=device, at=at, zone=zone
+        )
         candidate = PastAttempt(at, channel, device, result)
         if rule is None:
             allowed.append(candidate)
@@ -103,8 +105,14 @@ def test_a_cap_on_the_local_day_follows_the_contacts_clock() -> None:
     evening = datetime(2026, 11, 2, 23, 30, tzinfo=zone)
     done = [PastAttempt(evening, "voice", "+1", "no_answer")]
     check = dict(channel="voice", device="+1", zone=zone)
-    assert blocking_rule(policy, done, at=evening + timedelta(minutes=20), **check) == "daily"
-    assert blocking_rule(policy, done, at=evening + timedelta(minutes=60), **check) is None
+    assert (
+        blocking_rule(CapRules.of(policy), done, at=evening + timedelta(minutes=20), **check)
+        == "daily"
+    )
+    assert (
+        blocking_rule(CapRules.of(policy), done, at=evening + timedelta(minutes=60), **check)
+        is None
+    )
 
 
 def test_state_caps_hold_only_their_states() -> None:
@@ -112,5 +120,5 @@ def test_state_caps_hold_only_their_states() -> None:
     now = datetime(2026, 11, 2, 15, tzinfo=UTC)
     done = [PastAttempt(now - timedelta(hours=2), "voice", "+1", "busy")]
     check = dict(channel="voice", device="+1", at=now, zone=ZoneInfo("America/New_York"))
-    assert blocking_rule(policy, done, state="FL", **check) == "fl"
-    assert blocking_rule(policy, done, state="GA", **check) is None
+    assert blocking_rule(CapRules.of(policy), done, state="FL", **check) == "fl"
+    assert blocking_rule(CapRules.of(policy), done, state="GA", **check) is None

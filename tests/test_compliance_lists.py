@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from csm.campaigns import create_campaign
+from csm.channels import Channels
+from csm.channels.email import SmtpEmail
 from csm.compliance.store import set_policy
 from csm.launch import start_sub_campaign
 from csm.settings import Settings
+from csm.smtp import SmtpConfig
 from csm.strategy import load_strategy
 from csm.subcampaigns import register_sub_campaign
 from csm.suppressions import add_suppression
 from csm.synthetic import create_synthetic_list
+from csm.testing.servers import free_port
+from csm.vocabulary import Channel
 from tests.compliance_helpers import WatchingCarrier, first_attempt, rows_of, run_pass
 from tests.helpers import unique
 from worker import build_worker
@@ -231,3 +237,73 @@ async def test_a_stop_reply_opts_the_number_out_of_every_campaign(engine: AsyncE
     await run_pass(engine, channels, sub, strategy, 2)
     again = await _outcomes(engine, sub.id, 2)
     assert all(again[contact] == {"suppressed"} for contact, _ in stopped)
+
+
+class Refusing:
+    """An SMTP server that refuses some recipients for good (550) and accepts the rest."""
+
+    def __init__(self, refused: set[str]):
+        self.refused = refused
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address in self.refused:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        return "250 accepted"
+
+
+MAILS = """
+timezone = "America/New_York"
+
+[[passes]]
+name = "mail"
+channel = "email"
+template = "Your payment is due."
+subject = "Reminder"
+
+[[passes]]
+name = "mail again"
+channel = "email"
+template = "Your payment is due."
+subject = "Reminder"
+"""
+
+
+async def test_a_hard_bounce_invalidates_the_address(engine: AsyncEngine) -> None:
+    list_name, campaign = unique("bounce"), unique("bounce")
+    await create_synthetic_list(engine, list_name, contacts=60, seed=6)
+    strategy = load_strategy(MAILS)
+    await create_campaign(engine, campaign, strategy, MAILS)
+    sub = await register_sub_campaign(engine, campaign=campaign, list_name=list_name)
+    addresses = await rows_of(
+        engine,
+        "SELECT d.contact_id, d.value FROM devices d JOIN list_members m"
+        " ON m.contact_id = d.contact_id JOIN contacts c ON c.id = d.contact_id"
+        " WHERE m.list_id = :l AND d.kind = 'email' AND c.consent_email ORDER BY d.id LIMIT 5",
+        l=sub.list_id,
+    )
+    refused = {value for _, value in addresses}
+    port = free_port()
+    controller = Controller(Refusing(refused), hostname="127.0.0.1", port=port)
+    controller.start()
+    email = SmtpEmail(SmtpConfig(host="127.0.0.1", port=port), connections=2)
+    try:
+        channels = Channels({Channel.EMAIL: email})
+        first = await run_pass(engine, channels, sub, strategy, 1)
+        second = await run_pass(engine, channels, sub, strategy, 2)
+    finally:
+        await email.close()
+        controller.stop()
+    assert first.results["bounced"] == len(refused)
+    invalid = await rows_of(
+        engine,
+        "SELECT value FROM suppressions WHERE reason = 'hard_bounce' AND value = ANY(:v)",
+        v=sorted(refused),
+    )
+    assert {value for (value,) in invalid} == refused
+    again = await _outcomes(engine, sub.id, 2)
+    assert all(again[contact] == {"suppressed"} for contact, _ in addresses)
+    assert "bounced" not in second.results

@@ -114,13 +114,35 @@ async def prepare(
     seed: int,
     strategy: tuple[StrategyDefinition, str],
 ) -> None:
-    """A seeded synthetic list and a campaign whose strategy is the demo file."""
+    """A seeded synthetic list and a campaign whose strategy is the demo file, with the
+    demo's contact policy (DEMO_POLICY)."""
     from csm.campaigns import create_campaign
+    from csm.compliance.store import set_policy
     from csm.synthetic import create_synthetic_list
 
     definition, text = strategy
     await create_synthetic_list(engine, names.list_name, contacts=contacts, seed=seed)
     await create_campaign(engine, names.campaign, definition, text)
+    await set_policy(engine, DEMO_POLICY, campaign=names.campaign, author="csm demo")
+
+
+#: Regulation F's caps, at any hour: the demo must show passes whenever it is run, while
+#: the default policy allows calls and texts only 08:00-21:00 on each contact's clock.
+DEMO_POLICY = """\
+[hours]
+voice = "any"
+sms = "any"
+email = "any"
+
+[[caps]]
+name = "reg_f_7_in_7"
+max = 7
+period = "7d"
+channels = ["voice", "dialer"]
+
+[conversation_pause]
+days = 7
+"""
 
 
 def amendment_due(status: SubCampaignStatus) -> int | None:
@@ -237,6 +259,7 @@ async def run_demo(
     async with engine_for(settings.effective_database_url) as engine:
         step(f"list {names.list_name!r}: {contacts} synthetic contacts (seed {seed})")
         step(f"campaign {names.campaign!r} from {strategy.name}")
+        step("its contact policy: Reg F 7-in-7 and conversation pause, at any hour for the demo")
         await prepare(engine, names, contacts=contacts, seed=seed, strategy=definition)
         emails_before = count_messages(mail_dir)
         async with build_worker(client, settings, engine=engine):

@@ -4,14 +4,15 @@ Pure and deterministic, so a property test can hold it to its promise: for any
 schedule of attempts it lets through, no configured cap is ever exceeded. The
 pass calls it once per device attempt, with the account's attempts across all
 campaigns (read while the pass holds the account's lease) plus those the pass
-itself made since.
+itself made since. `CapRules` is the policy's caps in the form that check needs,
+built once per batch: the check runs for every attempt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from csm.compliance.policy import ContactPolicy
@@ -30,8 +31,51 @@ class PastAttempt:
     result: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Cap:
+    name: str
+    max: int
+    rolling: timedelta | None  # None: the contact's calendar day
+    channels: frozenset[str]
+    per_device: bool
+    states: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CapRules:
+    """A policy's caps and conversation pause, parsed for the per-attempt check."""
+
+    caps: tuple[_Cap, ...]
+    pause_results: frozenset[str]
+    pause_span: timedelta
+    pause_channels: frozenset[str]
+
+    @classmethod
+    def of(cls, policy: ContactPolicy) -> CapRules:
+        pause = policy.conversation_pause
+        return cls(
+            caps=tuple(
+                _Cap(
+                    name=cap.name,
+                    max=cap.max,
+                    rolling=cap.rolling,
+                    channels=frozenset(cap.channels),
+                    per_device=cap.per == "device",
+                    states=frozenset(cap.states) if cap.states else None,
+                )
+                for cap in policy.caps
+            ),
+            pause_results=frozenset(pause.results if pause else ()),
+            pause_span=timedelta(days=pause.days if pause else 0),
+            pause_channels=frozenset(pause.channels if pause else ()),
+        )
+
+    def per_device(self, rule: str) -> bool:
+        return any(cap.name == rule and cap.per_device for cap in self.caps)
+
+
 def blocking_rule(
-    policy: ContactPolicy,
+    rules: CapRules,
     history: Sequence[PastAttempt],
     *,
     channel: str,
@@ -48,25 +92,31 @@ def blocking_rule(
     counts the contact's local calendar day. Attempts stamped after `at` count too:
     another worker's clock may run a little ahead, and an attempt made is an attempt.
     """
-    for cap in policy.caps:
-        if not cap.holds(channel, state):
+    for cap in rules.caps:
+        if channel not in cap.channels or (cap.states is not None and state not in cap.states):
             continue
-        since = cap.window_start(at, zone)
-        rolling = cap.rolling is not None
-        used = 0
-        for past in history:
-            if past.channel not in cap.channels:
-                continue
-            if (past.at <= since) if rolling else (past.at < since):
-                continue
-            if cap.per == "device" and past.device != device:
-                continue
-            used += 1
-        if used + 1 > cap.max:
+        if cap.rolling is not None:
+            since = at - cap.rolling
+            used = sum(
+                1
+                for past in history
+                if past.at > since
+                and past.channel in cap.channels
+                and (not cap.per_device or past.device == device)
+            )
+        else:
+            midnight = datetime.combine(at.astimezone(zone).date(), time(0), tzinfo=zone)
+            used = sum(
+                1
+                for past in history
+                if past.at >= midnight
+                and past.channel in cap.channels
+                and (not cap.per_device or past.device == device)
+            )
+        if used >= cap.max:
             return cap.name
-    pause = policy.conversation_pause
-    if pause is not None and channel in pause.channels:
-        since = at - timedelta(days=pause.days)
-        if any(p.result in pause.results and p.at > since for p in history):
+    if channel in rules.pause_channels:
+        since = at - rules.pause_span
+        if any(p.result in rules.pause_results and p.at > since for p in history):
             return CONVERSATION_PAUSE
     return None

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from csm.compliance.caps import CONVERSATION_PAUSE, PastAttempt, blocking_rule
+from csm.compliance.caps import CONVERSATION_PAUSE, CapRules, PastAttempt, blocking_rule
 from csm.compliance.policy import ContactPolicy
 from csm.vocabulary import NOT_ATTEMPTED_CODES, SkipReason
 
@@ -117,13 +117,20 @@ async def recent_attempts(
     with_devices: bool,
 ) -> dict[int, list[PastAttempt]]:
     """Each account's counted attempts (any campaign, any channel) after `since`."""
+    # One index probe per account (ix_attempts_contact): OFFSET 0 keeps the planner from
+    # flattening the lateral into a scan of the whole ledger, which it would pick while
+    # the ledger's statistics lag behind a pass that is filling it.
     rows = await connection.fetch(
         f"""
         SELECT a.contact_id, a.attempted_at, a.channel, a.result,
                {"d.value" if with_devices else "NULL"} AS device
-        FROM attempts a {"LEFT JOIN devices d ON d.id = a.device_id" if with_devices else ""}
-        WHERE a.contact_id = ANY($1::bigint[]) AND a.attempted_at > $2
-          AND a.device_id <> 0 AND a.result <> ALL($3::text[])
+        FROM unnest($1::bigint[]) AS ids(id)
+        CROSS JOIN LATERAL (
+          SELECT * FROM attempts x
+          WHERE x.contact_id = ids.id AND x.attempted_at > $2
+            AND x.device_id <> 0 AND x.result <> ALL($3::text[])
+          OFFSET 0) a
+        {"LEFT JOIN devices d ON d.id = a.device_id" if with_devices else ""}
         ORDER BY a.attempted_at
         """,  # the interpolations are fixed SQL fragments
         list(contact_ids),
@@ -145,6 +152,20 @@ class BatchGate:
     policy: ContactPolicy
     blocked: dict[int, str] = field(default_factory=dict)  # contact → skip reason
     history: dict[int, list[PastAttempt]] = field(default_factory=dict)
+    rules: CapRules = field(init=False)
+    _hours: dict[tuple[str, str | None], tuple[time, time] | None] = field(
+        init=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self.rules = CapRules.of(self.policy)
+
+    def hours(self, channel: str, state: str | None) -> tuple[time, time] | None:
+        """The policy's hours for a channel and state, parsed once per batch."""
+        key = (channel, state)
+        if key not in self._hours:
+            self._hours[key] = self.policy.hours_for(channel, state)
+        return self._hours[key]
 
     @classmethod
     async def open(
@@ -181,7 +202,7 @@ class BatchGate:
 
     def closed(self, channel: str, state: str | None, local: datetime) -> SkipReason | None:
         """A holiday, or the policy's hours for this channel closed on the contact's clock."""
-        hours = self.policy.hours_for(channel, state)
+        hours = self.hours(channel, state)
         if hours is None:
             return None
         if local.date() in self.policy.holidays:
@@ -203,7 +224,7 @@ class BatchGate:
         if not self.policy.enforces_caps:
             return None
         return blocking_rule(
-            self.policy,
+            self.rules,
             self.history.get(contact_id, ()),
             channel=channel,
             device=device,
@@ -220,7 +241,7 @@ class BatchGate:
             self.history.setdefault(contact_id, []).append(PastAttempt(at, channel, device, result))
 
     def per_device(self, rule: str) -> bool:
-        return any(cap.name == rule and cap.per == "device" for cap in self.policy.caps)
+        return self.rules.per_device(rule)
 
     @staticmethod
     def reason(rule: str) -> str:

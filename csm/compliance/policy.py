@@ -136,9 +136,6 @@ class Cap(_Strict):
         local = at.astimezone(zone)
         return datetime.combine(local.date(), time(0), tzinfo=zone)
 
-    def holds(self, channel: str, state: str | None) -> bool:
-        return channel in self.channels and (self.states is None or state in self.states)
-
     @property
     def lookback(self) -> timedelta:
         return self.rolling or timedelta(days=2)  # a local day, whatever the zone

@@ -112,7 +112,9 @@ def downgrade() -> None:
     op.create_index("ix_suppressions_contact", "suppressions", ["contact_id"])
     op.create_index("ix_suppressions_device", "suppressions", ["device_value"])
     op.create_check_constraint(
-        "ck_suppressions_target", "suppressions", "contact_id IS NOT NULL OR device_value IS NOT NULL"
+        "ck_suppressions_target",
+        "suppressions",
+        "contact_id IS NOT NULL OR device_value IS NOT NULL",
     )
     op.drop_table("final_outcomes")
     op.drop_table("contact_leases")
