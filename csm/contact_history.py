@@ -28,7 +28,7 @@ from csm.compliance.policy import Cap, ContactPolicy
 from csm.compliance.store import load_policy
 from csm.database import driver_connection
 from csm.errors import CsmError
-from csm.vocabulary import CHANNEL_DEVICE_KINDS, NOT_ATTEMPTED_CODES
+from csm.vocabulary import CHANNEL_DEVICE_KINDS, NOT_ATTEMPTED_CODES, UNKNOWN
 
 
 class UnknownAccountError(CsmError):
@@ -63,7 +63,10 @@ class HistoryAttempt:
 
     @property
     def counts(self) -> bool:
-        """A real try of a device: what caps and the conversation pause count."""
+        """A real try of a device, or one a crash left `unknown` (it may have gone out):
+        what caps and the conversation pause count."""
+        if self.result == UNKNOWN:
+            return True
         return self.device_id != 0 and self.result not in NOT_ATTEMPTED_CODES
 
     def as_json(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ check then looks at every period of every cap.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -122,3 +122,12 @@ def test_state_caps_hold_only_their_states() -> None:
     check = dict(channel="voice", device="+1", at=now, zone=ZoneInfo("America/New_York"))
     assert blocking_rule(CapRules.of(policy), done, state="FL", **check) == "fl"
     assert blocking_rule(CapRules.of(policy), done, state="GA", **check) is None
+
+
+def test_a_channel_left_out_of_hours_keeps_its_default() -> None:
+    policy = ContactPolicy.model_validate({"hours": {"voice": "09:00-20:00"}})
+    assert policy.hours_for("voice", None) == (time(9), time(20))
+    assert policy.hours_for("sms", None) == (time(8), time(21))  # not lifted by omission
+    assert policy.hours_for("email", None) is None
+    lifted = ContactPolicy.model_validate({"hours": {"sms": "any"}})
+    assert lifted.hours_for("sms", None) is None

@@ -116,7 +116,8 @@ async def recent_attempts(
     *,
     with_devices: bool,
 ) -> dict[int, list[PastAttempt]]:
-    """Each account's counted attempts (any campaign, any channel) after `since`."""
+    """Each account's counted attempts (any campaign, any channel) after `since`: real
+    tries, and contact-level `unknown` rows a crash left (the attempt may have gone out)."""
     # One index probe per account (ix_attempts_contact): OFFSET 0 keeps the planner from
     # flattening the lateral into a scan of the whole ledger, which it would pick while
     # the ledger's statistics lag behind a pass that is filling it.
@@ -128,7 +129,7 @@ async def recent_attempts(
         CROSS JOIN LATERAL (
           SELECT * FROM attempts x
           WHERE x.contact_id = ids.id AND x.attempted_at > $2
-            AND x.device_id <> 0 AND x.result <> ALL($3::text[])
+            AND (x.device_id <> 0 OR x.result = 'unknown') AND x.result <> ALL($3::text[])
           OFFSET 0) a
         {"LEFT JOIN devices d ON d.id = a.device_id" if with_devices else ""}
         ORDER BY a.attempted_at

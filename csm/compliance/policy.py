@@ -184,7 +184,9 @@ class ContactPolicy(_Strict):
         override = self.states.get(state) if state else None
         text = override.for_channel(channel) if override else None
         if text is None:
-            text = self.hours.for_channel(channel) or ANY
+            # A channel left out of a written [hours] keeps the default: never no limit
+            # by omission; "any" must be written.
+            text = self.hours.for_channel(channel) or DEFAULT_HOURS.for_channel(channel) or ANY
         return parse_hours(text)
 
     @property
