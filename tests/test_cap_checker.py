@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from csm.compliance.caps import CapRules, PastAttempt, blocking_rule
@@ -52,7 +52,11 @@ attempts = st.lists(
 
 
 def _breaks(policy: ContactPolicy, done: list[PastAttempt], zone: ZoneInfo) -> str | None:
-    """Brute force, independent of the checker: a cap or the pause broken by `done`?"""
+    """Brute force, independent of the checker: a cap or the pause broken by `done`?
+
+    Periods are half-open: an attempt exactly a rolling period (or the pause's days)
+    after another is outside it.
+    """
     for cap in policy.caps:
         counted = [a for a in done if a.channel in cap.channels]
         for last in counted:
@@ -72,14 +76,24 @@ def _breaks(policy: ContactPolicy, done: list[PastAttempt], zone: ZoneInfo) -> s
         span = timedelta(days=pause.days)
         for index, talk in enumerate(done):  # `done` is in time order
             if talk.result in pause.results and any(
-                a.at <= talk.at + span and a.channel in pause.channels for a in done[index + 1 :]
+                a.at < talk.at + span and a.channel in pause.channels for a in done[index + 1 :]
             ):
                 return "conversation_pause"
     return None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(policy=policies, schedule=attempts, zone=st.sampled_from(ZONES))
+@example(  # exactly at the end of the pause: allowed
+    policy=ContactPolicy(conversation_pause=ConversationPause(days=2, channels=["voice"])),
+    schedule=[(51, "voice", "+15550001", "delivered_person"), (2931, "voice", "+15550001", "busy")],
+    zone=ZONES[0],
+)
+@example(  # exactly one rolling period later: allowed
+    policy=ContactPolicy(caps=[Cap(name="a", max=1, period="24h")]),
+    schedule=[(0, "voice", "+15550001", "busy"), (1440, "voice", "+15550001", "busy")],
+    zone=ZONES[0],
+)
 def test_allowed_attempts_never_break_a_cap(
     policy: ContactPolicy, schedule: list[tuple[int, str, str, str]], zone: ZoneInfo
 ) -> None:
