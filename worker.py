@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from activities.health import HealthActivities
 from activities.passes import PassActivities
 from activities.planning import PlanningActivities
+from csm.agents import AgentDesk, SimulatedAgentDesk
 from csm.channels import Channels
 from csm.channels.email import SmtpEmail
 from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
@@ -59,16 +60,19 @@ def build_worker(
     channels: Channels | None = None,
     task_queue: str | None = None,
     checks: bool = True,
+    desk: AgentDesk | None = None,
 ) -> Worker:
     """A worker with every csm workflow and activity, bound to real clients from settings.
 
     Heartbeats go out at least every second, so a pause reaches a running pass fast.
     `checks=False` turns the contact policy off: only benchmarks measuring its cost do that.
+    `desk` is the contact centre's agents: a real ACD link, or the simulated agents.
     """
     engine = engine or create_engine(settings.effective_database_url)
     channels = channels or build_channels(settings)
     health = HealthActivities(engine, SmtpConfig.from_settings(settings))
-    passes = PassActivities(engine, channels, checks=checks)
+    desk = desk or SimulatedAgentDesk(engine, seed=settings.simulator_seed)
+    passes = PassActivities(engine, channels, checks=checks, desk=desk)
     planning = PlanningActivities(engine)
     return Worker(
         client,

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from csm.agents import AgentDesk, CallRef, HoldQueue, SimulatedAgentDesk
 from csm.channels import AttemptOutcome, AttemptRequest, ChannelProvider, Channels
 from csm.compliance.gate import (
     LEASE_WAIT,
@@ -43,6 +44,7 @@ from csm.compliance.gate import (
 from csm.compliance.policy import ContactPolicy
 from csm.compliance.store import load_policy
 from csm.database import driver_connection
+from csm.dialer import LIVE, DialerLines, LiveAnswers, abandon_history
 from csm.filters import check_filter
 from csm.ledger import (
     ROUND,
@@ -59,7 +61,7 @@ from csm.plan import PassCounts
 from csm.selection import contacts, frozen_selection, selection_query
 from csm.strategy.model import PassDefinition
 from csm.tables import PassProgress, PassSelection
-from csm.vocabulary import NOT_ATTEMPTED_CODES, RESULT_CODES, Channel, SkipReason
+from csm.vocabulary import NOT_ATTEMPTED_CODES, RESULT_CODES, UNKNOWN, Channel, SkipReason
 
 #: Results after which the pass tries the contact's next device.
 NEXT_DEVICE = frozenset(
@@ -160,6 +162,7 @@ class _BatchContext:
     template: string.Template | None
     subject: string.Template | None
     gate: BatchGate | None  # None: compliance checks off (benchmarks only)
+    calls: _Calls | None  # live answers and dialer lines of a pass with agents
     opted_out: list[int] = field(default_factory=list)  # device ids that replied STOP
     bounced: list[int] = field(default_factory=list)  # e-mail device ids that hard-bounced
 
@@ -171,10 +174,12 @@ class _BatchContext:
         pacer: _Pacer,
         try_number: int,
         gate: BatchGate | None,
+        calls: _Calls | None = None,
     ) -> _BatchContext:
         definition = params.definition
         return cls(
             gate=gate,
+            calls=calls,
             rows=[],
             provider=channels.for_channel(definition.channel),
             pacer=pacer,
@@ -185,17 +190,33 @@ class _BatchContext:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Calls:
+    """A pass whose live answers go to agents: what answers become, and its dialer lines."""
+
+    live: LiveAnswers
+    lines: DialerLines | None  # dialer passes only
+
+
 class PassActivities:
-    """Bound to the worker's database engine and channel providers.
+    """Bound to the worker's database engine, channel providers and agent desk.
 
     `checks=False` turns the contact policy off; only benchmarks do that, to
     measure what the checks cost.
     """
 
-    def __init__(self, engine: AsyncEngine, channels: Channels, *, checks: bool = True):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        channels: Channels,
+        *,
+        checks: bool = True,
+        desk: AgentDesk | None = None,
+    ):
         self.engine = engine
         self.channels = channels
         self.checks = checks
+        self.hold_queue = HoldQueue(desk or SimulatedAgentDesk(engine))
         self._zones: dict[str, ZoneInfo] = {}
 
     def zone(self, name: str) -> ZoneInfo:
@@ -405,6 +426,7 @@ class PassActivities:
         # Batches last about BATCH_SECONDS whatever the channel's speed, so a crash leaves
         # at most that much work `unknown` and a pause lands quickly.
         size = min(params.batch_size, max(params.definition.pacing.concurrency, 16))
+        calls = await self._calls(connection, params)
         while cursor < selected:
             batch = await self._load(connection, key, params, cursor, size, resuming=resuming)
             resuming = False
@@ -420,7 +442,7 @@ class PassActivities:
             stopping = asyncio.Event()
             work = asyncio.ensure_future(
                 self._work_batch(
-                    connection, batch, key, params, clock, pacer, stopping, cursor, policy
+                    connection, batch, key, params, clock, pacer, stopping, cursor, policy, calls
                 )
             )
             began = time.monotonic()
@@ -480,6 +502,7 @@ class PassActivities:
         stopping: asyncio.Event,
         cursor: int,
         policy: ContactPolicy | None,
+        calls: _Calls | None,
     ) -> tuple[_BatchContext, set[int]]:
         """Lease the batch's accounts and attempt them; accounts another pass holds are
         tried again as their leases free up (for up to LEASE_WAIT), then skipped `leased`.
@@ -487,7 +510,7 @@ class PassActivities:
         Returns the batch's context (rows and consequences) and the seqs handled.
         """
         if policy is None:
-            context = _BatchContext.of(params, self.channels, pacer, key.round, None)
+            context = _BatchContext.of(params, self.channels, pacer, key.round, None, calls)
             handled = await self._attempt_batch(batch, params, clock, context, stopping, cursor)
             return context, handled
         ids = [c.contact_id for c in batch]
@@ -497,9 +520,12 @@ class PassActivities:
             blocked = dict.fromkeys(reserved, SkipReason.RESERVED)
         holder = _holder(key)
         claimed = await claim(connection, holder, [i for i in ids if i not in blocked])
-        gate = await BatchGate.open(connection, policy, params.campaign_id, claimed, clock.now())
+        agent_day = (params.sub_campaign_id, params.day) if calls else None
+        gate = await BatchGate.open(
+            connection, policy, params.campaign_id, claimed, clock.now(), agent_day
+        )
         gate.blocked.update(blocked)
-        context = _BatchContext.of(params, self.channels, pacer, key.round, gate)
+        context = _BatchContext.of(params, self.channels, pacer, key.round, gate, calls)
         ready = [c for c in batch if c.contact_id in claimed or c.contact_id in blocked]
         waiting = [c for c in batch if c.contact_id not in claimed and c.contact_id not in blocked]
         handled = await self._attempt_batch(ready, params, clock, context, stopping, cursor)
@@ -517,7 +543,7 @@ class PassActivities:
                     continue
                 gate.add(
                     await BatchGate.open(
-                        connection, policy, params.campaign_id, claimed, clock.now()
+                        connection, policy, params.campaign_id, claimed, clock.now(), agent_day
                     )
                 )
             ready = [c for c in waiting if c.contact_id in claimed]
@@ -788,24 +814,78 @@ class PassActivities:
                 message=message,
                 subject=subject,
             )
-            try:
-                outcome = await context.provider.attempt(request)
-            except ConnectionError:
-                outcome = await self._send_after_outage(context.provider, request)
+            result = await self._call(context, request, params)
             at = clock.now()
-            rows.append((*base, device_id, try_number, channel, outcome.result, None, at))
+            rows.append((*base, device_id, try_number, channel, result, None, at))
             if gate is not None:
-                gate.attempted(contact.contact_id, at, channel, address, outcome.result)
-                if outcome.result == "opted_out":
+                gate.attempted(contact.contact_id, at, channel, address, result)
+                if result == "opted_out":
                     context.opted_out.append(device_id)
-                elif outcome.result == "bounced":
+                elif result == "bounced":
                     context.bounced.append(device_id)
-            if outcome.result not in NEXT_DEVICE:
+            if result not in NEXT_DEVICE:
                 held_by = None
                 break
         if held_by is not None:  # a cap stopped the devices: say which
             rows.extend(skip(gate.reason(held_by)))  # type: ignore[union-attr]
         return rows
+
+    async def _call(
+        self, context: _BatchContext, request: AttemptRequest, params: PassInput
+    ) -> str:
+        """One attempt through the provider; on a pass with agents, a dialer line first and
+        a live answer connected to an agent (or abandoned) after."""
+        calls = context.calls
+        lines = calls.lines if calls else None
+        if lines is not None:
+            await lines.acquire()
+        result = UNKNOWN
+        try:
+            try:
+                outcome = await context.provider.attempt(request)
+            except ConnectionError:
+                outcome = await self._send_after_outage(context.provider, request)
+            result = outcome.result
+            if result == LIVE and calls is not None:
+                result = await calls.live.answered(
+                    CallRef(
+                        key=request.attempt_key,
+                        sub_campaign_id=params.sub_campaign_id,
+                        day=params.day,
+                        pass_number=params.pass_number,
+                        contact_id=request.contact_id,
+                    )
+                )
+        finally:
+            if lines is not None:
+                lines.release(result)
+        return result
+
+    async def _calls(self, connection: asyncpg.Connection, params: PassInput) -> _Calls | None:
+        definition = params.definition
+        group = definition.agent_group
+        if group is None:
+            return None
+        live = LiveAnswers(
+            queue=self.hold_queue,
+            group=group,
+            channel=definition.channel,
+            hold_seconds=definition.pacing.hold.total_seconds(),
+            heartbeat=activity.heartbeat,
+        )
+        if definition.channel is not Channel.DIALER:
+            return _Calls(live, None)
+        answered, abandoned = await abandon_history(connection, params.campaign_id)
+        lines = DialerLines(
+            desk=self.hold_queue.desk,
+            group=group,
+            predictive=definition.pacing.mode == "predictive",
+            abandon_limit=definition.pacing.abandon_limit,
+            live=answered,
+            abandoned=abandoned,
+            heartbeat=activity.heartbeat,
+        )
+        return _Calls(live, lines)
 
     async def _send_after_outage(
         self, provider: ChannelProvider, request: AttemptRequest

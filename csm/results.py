@@ -43,6 +43,23 @@ class PassResult:
     added: bool
     note: str
     counts: PassCounts
+    utilisation: float | None = None  # agents' busy share while the pass ran (agent passes)
+
+    @property
+    def contact_rate(self) -> float | None:
+        """Contacts a person answered (or who replied) per contact attempted."""
+        if not self.counts.attempted:
+            return None
+        results = self.counts.results
+        reached = sum(results.get(code, 0) for code in LIVE_RESULTS)
+        return reached / self.counts.attempted
+
+    @property
+    def abandon_rate(self) -> float | None:
+        """Abandoned calls per live answer that needed an agent (the telemarketing measure)."""
+        abandoned = self.counts.results.get("abandoned", 0)
+        live = abandoned + self.counts.results.get("agent_connected", 0)
+        return abandoned / live if live else None
 
     @property
     def remaining(self) -> int:
@@ -65,7 +82,51 @@ class PassResult:
             "unknown": self.counts.unknown,
             "results": dict(sorted(self.counts.results.items())),
             "skip_reasons": dict(sorted(self.counts.skip_reasons.items())),
+            "rates": {
+                "contact": _rounded(self.contact_rate),
+                "abandon": _rounded(self.abandon_rate),
+                "agent_utilisation": _rounded(self.utilisation),
+            },
         }
+
+
+#: Results that mean a person answered: the contact rate's numerator.
+LIVE_RESULTS = ("delivered_person", "agent_connected", "abandoned", "success")
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+async def agent_utilisation(
+    engine: AsyncEngine, sub_campaign_id: int, day: date, pass_number: int, group: str
+) -> float | None:
+    """The share of the group's agent time the pass's calls took, from its first attempt to
+    its last record (or now, while it runs). None before it starts or without agents."""
+    async with driver_connection(engine) as connection:
+        row = await connection.fetchrow(
+            """
+            WITH span AS (
+              SELECT min(started_at) AS began,
+                     CASE WHEN bool_and(finished) THEN max(updated_at) ELSE now() END AS ended
+              FROM pass_progress WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3)
+            SELECT extract(epoch FROM span.ended - span.began) AS seconds,
+              (SELECT count(*) FROM agents a JOIN agent_groups g ON g.id = a.group_id
+                WHERE g.name = $4) AS agents,
+              (SELECT coalesce(sum(extract(epoch FROM least(c.busy_until, span.ended)
+                                              - c.started_at)), 0)
+                 FROM agent_calls c WHERE c.sub_campaign_id = $1 AND c.day = $2
+                   AND c.pass_number = $3) AS busy
+            FROM span
+            """,
+            sub_campaign_id,
+            day,
+            pass_number,
+            group,
+        )
+    if row is None or not row["seconds"] or not row["agents"]:
+        return None
+    return min(float(row["busy"]) / (float(row["seconds"]) * row["agents"]), 1.0)
 
 
 @dataclass(frozen=True)
@@ -137,19 +198,25 @@ async def combine(engine: AsyncEngine, ref: SubCampaignRef, plan: PlanView) -> S
         live = await ledger_counts(
             engine, ref.id, plan.day, (p.number for p in plan.passes if _counted(p))
         )
-    passes = [
-        PassResult(
-            number=p.number,
-            name=p.definition.name,
-            channel=p.definition.channel.value,
-            status=p.status.value,
-            amended=p.amended,
-            added=p.added,
-            note=p.note,
-            counts=_first(live.get(p.number), p.counts),
+    passes = []
+    for p in plan.passes:
+        group = p.definition.agent_group
+        utilisation = None
+        if group is not None and plan.day is not None and _counted(p):
+            utilisation = await agent_utilisation(engine, ref.id, plan.day, p.number, group)
+        passes.append(
+            PassResult(
+                number=p.number,
+                name=p.definition.name,
+                channel=p.definition.channel.value,
+                status=p.status.value,
+                amended=p.amended,
+                added=p.added,
+                note=p.note,
+                counts=_first(live.get(p.number), p.counts),
+                utilisation=utilisation,
+            )
         )
-        for p in plan.passes
-    ]
     return SubCampaignStatus(
         sub_campaign=ref.name,
         campaign=ref.campaign,

@@ -189,6 +189,12 @@ class Attempt(SQLModel, table=True):
             name="uq_attempts_once",
         ),
         Index("ix_attempts_contact", "contact_id", "attempted_at"),
+        Index(  # the abandon rate: live answers of a campaign, a small part of the ledger
+            "ix_attempts_live_answers",
+            "campaign_id",
+            "attempted_at",
+            postgresql_where=text("result IN ('abandoned', 'agent_connected')"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
@@ -309,3 +315,50 @@ class FinalOutcome(SQLModel, table=True):
     group_name: str = Field(primary_key=True, max_length=64)
     scope: str = Field(max_length=16)
     reached_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class AgentGroup(SQLModel, table=True):
+    """Agents who take the calls of dialer passes and live transfers; talk and wrap-up times
+    are the means the simulated contact centre draws from."""
+
+    __tablename__ = "agent_groups"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    talk_seconds: float
+    wrap_seconds: float
+    created_at: datetime = _created()
+
+
+class Agent(SQLModel, table=True):
+    """One seat of a group: available, on a call until `talk_until`, in wrap-up until
+    `busy_until` (states follow from the clock, so no process has to move them)."""
+
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("group_id", "seat", name="uq_agents_seat"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("agent_groups.id", ondelete="CASCADE"), nullable=False)
+    )
+    seat: int
+    talk_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    busy_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class AgentCall(SQLModel, table=True):
+    """A contact connected to an agent by a pass: for utilisation and the agent's history."""
+
+    __tablename__ = "agent_calls"
+    __table_args__ = (Index("ix_agent_calls_pass", "sub_campaign_id", "day", "pass_number"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    agent_id: int
+    group_id: int
+    sub_campaign_id: int
+    day: date
+    pass_number: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    contact_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    talk_until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    busy_until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

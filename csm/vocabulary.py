@@ -77,3 +77,4 @@ class SkipReason(StrEnum):
     FINAL_ELSEWHERE = "final_elsewhere"  # reached a group final for all campaigns, elsewhere
     LEASED = "leased"  # another pass was attempting the account at that moment
     RESERVED = "reserved"  # left to a higher-priority campaign's running pass
+    CONNECTED = "connected"  # another pass of the sub-campaign connected it to an agent today

@@ -10,6 +10,7 @@ resume and stop. Everything here is ids, names, codes and counts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -125,7 +126,11 @@ class SubCampaignWorkflow:
                 continue
             if not await self._ready(current):
                 continue
-            await self._run_pass(current)
+            alongside = self._alongside(current)
+            if alongside:  # a recovery strategy: the passes run at the same time
+                await asyncio.gather(self._run_pass(current), *map(self._run_pass, alongside))
+            else:
+                await self._run_pass(current)
 
         totals = dict(params.totals)
         for planned_pass in self.passes:
@@ -194,6 +199,16 @@ class SubCampaignWorkflow:
             await self._wait(start_at, f"pass {current.number} opens")
             return False
         return True
+
+    def _alongside(self, current: PlannedPass) -> list[PlannedPass]:
+        """The passes right after `current` that run alongside it (and are not done)."""
+        following = self.passes[self.passes.index(current) + 1 :]
+        together = []
+        for other in following:
+            if not other.definition.alongside or other.status.final:
+                break
+            together.append(other)
+        return together
 
     async def _wait(self, until: datetime | None, summary: str) -> None:
         """Sleep until `until` (or forever), waking early on any message or amendment expiry."""

@@ -63,12 +63,13 @@ VOICE_EVENING: dict[str, Distribution] = {
     ),
 }
 SMS: Distribution = (("success", 0.93), ("failed", 0.05), ("opted_out", 0.02))
+#: What the carrier reports on a dialer call; a live answer (`delivered_person`) then goes
+#: to an agent or is abandoned (csm.dialer), which the carrier does not decide.
 DIALER: Distribution = (
-    ("agent_connected", 0.25),
+    ("delivered_person", 0.29),
     ("delivered_machine", 0.30),
     ("no_answer", 0.30),
     ("busy", 0.08),
-    ("abandoned", 0.04),
     ("bad_device", 0.03),
 )
 _CHANNEL_SALT = {Channel.VOICE: 1, Channel.DIALER: 2, Channel.SMS: 3, Channel.EMAIL: 4}

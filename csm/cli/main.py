@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from csm.cli.agents import agents_app
 from csm.cli.campaigns import campaigns_app
 from csm.cli.contacts import contacts_app
 from csm.cli.exit import run_and_exit
@@ -47,6 +48,7 @@ app.add_typer(suppress_app, name="suppress")
 app.add_typer(inbound_app, name="inbound")
 app.add_typer(policy_app, name="policy")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(agents_app, name="agents")
 app.command("start")(start_command)
 app.command("amend")(amend_command)
 app.command("pause")(pause_command)

@@ -35,7 +35,14 @@ from temporalio.common import SearchAttributeKey
 from csm.amendments import Amendment, AmendmentRejected, parse_amendment
 from csm.cli.campaigns import with_database
 from csm.errors import CsmError
-from csm.results import QUERY_TIMEOUT, SubCampaignStatus, combine, live_status, query_plan
+from csm.results import (
+    QUERY_TIMEOUT,
+    PassResult,
+    SubCampaignStatus,
+    combine,
+    live_status,
+    query_plan,
+)
 from csm.schedule import local_instant
 from csm.settings import Settings, load_settings
 from csm.subcampaigns import SubCampaignRef, find_sub_campaign
@@ -218,6 +225,7 @@ def status_table(status: SubCampaignStatus, title: str | None = None) -> Table:
     table.add_column("status")
     for heading in ("selected", "attempted", "skipped", "remaining"):
         table.add_column(heading, justify="right", no_wrap=True)
+    table.add_column("rates")
     for p in status.passes:
         flags = " (added)" if p.added else (" (amended)" if p.amended else "")
         state = _coloured(p.status) + flags
@@ -232,8 +240,22 @@ def status_table(status: SubCampaignStatus, title: str | None = None) -> Table:
             str(p.counts.attempted),
             str(p.counts.skipped),
             str(p.remaining),
+            _rates(p),
         )
     return table
+
+
+def _rates(p: PassResult) -> str:
+    """Contact rate, and for passes with agents the abandon rate and agent utilisation."""
+    shown = []
+    for label, value in (
+        ("contact", p.contact_rate),
+        ("abandon", p.abandon_rate),
+        ("agents busy", p.utilisation),
+    ):
+        if value is not None:
+            shown.append(f"{label} {value:.1%}")
+    return "\n".join(shown)
 
 
 def results_table(status: SubCampaignStatus, title: str | None = "results by code") -> Table:
@@ -354,6 +376,8 @@ def start_command(
     instead of starting a second one. A worker (`csm worker`) on CSM_TASK_QUEUE
     runs it; watch it with `csm status`.
     """
+    from csm.agents import groups_without_agents
+    from csm.campaigns import campaign_today, get_campaign, strategy_in_force
     from csm.launch import start_sub_campaign
     from csm.strategy.loader import load_strategy_file
     from csm.subcampaigns import workflow_id_for
@@ -372,6 +396,15 @@ def start_command(
             strategy=definition,
         )
         ref = launched.sub_campaign
+        strategy_used = definition
+        if strategy_used is None:
+            found = await get_campaign(engine, campaign)
+            strategy_used = (
+                await strategy_in_force(engine, found.id, campaign_today(found.timezone))
+            )[1]
+        unstaffed = await groups_without_agents(
+            engine, {g for p in strategy_used.passes if (g := p.agent_group)}
+        )
         return {
             "sub_campaign": ref.name,
             "campaign": ref.campaign,
@@ -381,6 +414,7 @@ def start_command(
             "task_queue": settings.task_queue,
             "temporal_ui": workflow_url(settings, ref.workflow_id),
             "already_running": running,
+            "groups_without_agents": unstaffed,
         }
 
     shown = with_temporal(work)
@@ -392,6 +426,11 @@ def start_command(
     print(f"  workflow id: {shown['workflow_id']}  (task queue {shown['task_queue']})")
     print(f"  Temporal UI: {shown['temporal_ui']}")
     print(f"  watch it:    csm status {shown['workflow_id']} --watch")
+    for group in shown["groups_without_agents"]:
+        print(
+            f"  warning: agent group {group!r} has no agents: its passes wait for some"
+            f" (csm agents set --group {group} --count N)"
+        )
 
 
 # ---- amend ---------------------------------------------------------------------------

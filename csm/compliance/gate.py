@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -146,6 +146,31 @@ async def recent_attempts(
     return history
 
 
+async def connected_today(
+    connection: asyncpg.Connection,
+    sub_campaign_id: int,
+    day: date,
+    contact_ids: Sequence[int],
+    since: datetime,
+) -> set[int]:
+    """Accounts this sub-campaign connected to an agent on `day` (after `since`): a pass
+    running alongside another never connects one contact twice."""
+    rows = await connection.fetch(
+        """
+        SELECT ids.id FROM unnest($1::bigint[]) AS ids(id)
+        WHERE EXISTS (
+          SELECT 1 FROM attempts x
+          WHERE x.contact_id = ids.id AND x.attempted_at > $4 AND x.sub_campaign_id = $2
+            AND x.day = $3 AND x.result = 'agent_connected')
+        """,
+        list(contact_ids),
+        sub_campaign_id,
+        day,
+        since,
+    )
+    return {row[0] for row in rows}
+
+
 @dataclass
 class BatchGate:
     """What the checks of one batch need, read once its accounts are leased."""
@@ -176,6 +201,7 @@ class BatchGate:
         campaign_id: int,
         claimed: Collection[int],
         now: datetime,
+        agent_day: tuple[int, date] | None = None,
     ) -> BatchGate:
         """The claimed accounts' final outcomes and, when caps apply, recent attempts.
 
@@ -186,6 +212,9 @@ class BatchGate:
         gate = cls(policy=policy)
         if not ids:
             return gate
+        if agent_day is not None:
+            connected = await connected_today(connection, *agent_day, ids, now - timedelta(days=2))
+            gate.blocked.update(dict.fromkeys(connected, SkipReason.CONNECTED))
         gate.blocked.update(await final_outcomes(connection, campaign_id, ids))
         if policy.enforces_caps:
             gate.history = await recent_attempts(

@@ -63,6 +63,13 @@ def cross_check(
                     'the first pass has no previous pass: use source = "all"',
                 )
             )
+        if index == 0 and raw.get("alongside") is True:
+            problems.append(
+                Problem(
+                    (*_at(index), "alongside"),
+                    "the first pass has no previous pass to run alongside",
+                )
+            )
         text = raw.get("filter")
         if isinstance(text, str):
             try:

@@ -69,10 +69,25 @@ class Window(_Strict):
 
 
 class Pacing(_Strict):
-    """How fast a pass goes: attempts started per minute, and attempts in flight at once."""
+    """How fast a pass goes: attempts started per minute, and attempts in flight at once.
+
+    Dialer passes are also paced by their free agents (csm.dialer): `mode`
+    progressive dials one line per free agent, predictive adds lines as far as
+    `abandon_limit` allows; a person answered waits up to `hold` for an agent.
+    """
 
     per_minute: PositiveInt | None = None
     concurrency: PositiveInt = 10
+    mode: Literal["progressive", "predictive"] = "progressive"
+    abandon_limit: Annotated[float, Field(gt=0, le=0.2)] = 0.03
+    hold: Duration = timedelta(seconds=2)
+
+    @field_validator("hold")
+    @classmethod
+    def _hold_short(cls, value: timedelta) -> timedelta:
+        if value > timedelta(minutes=5):
+            raise ValueError("hold is how long a person waits for an agent: at most 5m")
+        return value
 
 
 class Retries(_Strict):
@@ -115,6 +130,38 @@ class PassDefinition(_Strict):
     retries: Retries = Field(default_factory=Retries)
     template: str | None = None
     subject: str | None = None
+    agents: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    alongside: bool = False
+
+    @model_validator(mode="after")
+    def _agents_fit_channel(self) -> Self:
+        if self.agents is not None and self.channel not in (Channel.VOICE, Channel.DIALER):
+            raise ValueError(
+                f"agents take calls: {_a(self.channel)} pass cannot have an agent group"
+            )
+        defaults = Pacing()
+        dialing = [
+            key
+            for key in ("mode", "abandon_limit", "hold")
+            if getattr(self.pacing, key) != getattr(defaults, key)
+        ]  # compared with the defaults: a stored strategy has every key written out
+        if dialing and self.channel is not Channel.DIALER:
+            raise ValueError(
+                f"pacing.{dialing[0]} is for dialer passes, this is {_a(self.channel)} pass"
+            )
+        if self.alongside and (self.after is not None or self.source == "previous"):
+            raise ValueError(
+                "a pass that runs alongside the previous one starts with it: "
+                'remove `after` and `source = "previous"`'
+            )
+        return self
+
+    @property
+    def agent_group(self) -> str | None:
+        """The agents who take this pass's live answers: a dialer pass always has some."""
+        if self.channel is Channel.DIALER:
+            return self.agents or "default"
+        return self.agents
 
     @field_validator("devices")
     @classmethod
@@ -204,7 +251,13 @@ class StrategyDefinition(_Strict):
         if info.context and info.context.get(CROSS_CHECKED):
             return self
         passes = [
-            {"name": p.name, "source": p.source, "after": p.after, "filter": p.filter}
+            {
+                "name": p.name,
+                "source": p.source,
+                "after": p.after,
+                "filter": p.filter,
+                "alongside": p.alongside,
+            }
             for p in self.passes
         ]
         problems = cross_check(passes, self.groups())

@@ -1,0 +1,112 @@
+"""Calls that reach people: pacing a dialer pass by its agents, and live answers.
+
+A `dialer` pass dials only as many lines as its agents can take:
+- progressive: one ringing line per free agent;
+- predictive: as many more lines as the campaign's abandon budget allows. The
+  budget is `abandon_limit × live answers − abandoned calls` over the last 30
+  days (the US telemarketing rule's measure), this pass included. Even if every
+  extra line were answered with no agent left, the rate would stay within the
+  limit; as abandons use the budget up, the pace falls back to progressive.
+A live answer on a dialer pass waits in the hold queue for an agent (`hold`,
+default 2 s) and is `abandoned` after it; on a `voice` (AVM) pass with an agent
+group it is connected at once to a free agent, and when none is free the
+message plays (`delivered_person`) and the contact stays eligible for a dialer
+pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from csm.agents import AgentDesk, CallRef, HoldQueue
+from csm.vocabulary import Channel
+
+LIVE = "delivered_person"  # what the carrier reports when a person answers
+CONNECTED = "agent_connected"
+ABANDONED = "abandoned"
+ABANDON_WINDOW_DAYS = 30
+#: How long a free-agent count is reused before asking the desk again.
+FREE_AGENTS_TTL = 0.05
+
+
+async def abandon_history(connection: asyncpg.Connection, campaign_id: int) -> tuple[int, int]:
+    """(live answers, abandoned) of the campaign over the last 30 days."""
+    row = await connection.fetchrow(
+        """
+        SELECT count(*) AS live, count(*) FILTER (WHERE result = 'abandoned') AS abandoned
+        FROM attempts WHERE campaign_id = $1 AND result IN ('abandoned', 'agent_connected')
+          AND attempted_at > now() - make_interval(days => $2)
+        """,
+        campaign_id,
+        ABANDON_WINDOW_DAYS,
+    )
+    return row["live"], row["abandoned"]
+
+
+@dataclass
+class DialerLines:
+    """How many calls the pass may have ringing; see the module docstring."""
+
+    desk: AgentDesk
+    group: str
+    predictive: bool
+    abandon_limit: float
+    live: int  # live answers over the window, this pass's included
+    abandoned: int
+    heartbeat: Callable[[], None]
+    ringing: int = 0
+    _free: int = 0
+    _free_read: float = field(default=-math.inf)
+
+    def budget(self) -> int:
+        """Extra lines the abandon limit still allows (0 in progressive mode)."""
+        if not self.predictive:
+            return 0
+        return max(0, math.floor(self.abandon_limit * self.live - self.abandoned))
+
+    async def _free_agents(self) -> int:
+        if time.monotonic() - self._free_read > FREE_AGENTS_TTL:
+            self._free = await self.desk.free_agents(self.group)
+            self._free_read = time.monotonic()
+        return self._free
+
+    async def acquire(self) -> None:
+        """Wait for a line: fewer ringing than free agents plus the budget."""
+        while True:
+            free = await self._free_agents()
+            if self.ringing < free + self.budget():  # no await between check and count
+                self.ringing += 1
+                return
+            self.heartbeat()
+            await asyncio.sleep(FREE_AGENTS_TTL)
+
+    def release(self, result: str) -> None:
+        self.ringing -= 1
+        if result in (CONNECTED, ABANDONED):
+            self.live += 1
+            self.abandoned += result == ABANDONED
+            self._free_read = -math.inf  # an agent was taken, or may be
+
+
+@dataclass
+class LiveAnswers:
+    """What a live answer becomes on this pass: an agent, abandoned, or the message."""
+
+    queue: HoldQueue
+    group: str
+    channel: Channel
+    hold_seconds: float
+    heartbeat: Callable[[], None]
+
+    async def answered(self, call: CallRef) -> str:
+        if self.channel is Channel.DIALER:
+            agent = await self.queue.connect(self.group, call, self.hold_seconds, self.heartbeat)
+            return CONNECTED if agent else ABANDONED
+        agent = await self.queue.connect(self.group, call, 0, self.heartbeat)  # at once, or not
+        return CONNECTED if agent else LIVE
