@@ -163,6 +163,7 @@ class _BatchContext:
     subject: string.Template | None
     gate: BatchGate | None  # None: compliance checks off (benchmarks only)
     calls: _Calls | None  # live answers and dialer lines of a pass with agents
+    stopping: asyncio.Event  # set on pause or stop: no new contact is started
     opted_out: list[int] = field(default_factory=list)  # device ids that replied STOP
     bounced: list[int] = field(default_factory=list)  # e-mail device ids that hard-bounced
 
@@ -174,12 +175,14 @@ class _BatchContext:
         pacer: _Pacer,
         try_number: int,
         gate: BatchGate | None,
-        calls: _Calls | None = None,
+        calls: _Calls | None,
+        stopping: asyncio.Event,
     ) -> _BatchContext:
         definition = params.definition
         return cls(
             gate=gate,
             calls=calls,
+            stopping=stopping,
             rows=[],
             provider=channels.for_channel(definition.channel),
             pacer=pacer,
@@ -510,7 +513,9 @@ class PassActivities:
         Returns the batch's context (rows and consequences) and the seqs handled.
         """
         if policy is None:
-            context = _BatchContext.of(params, self.channels, pacer, key.round, None, calls)
+            context = _BatchContext.of(
+                params, self.channels, pacer, key.round, None, calls, stopping
+            )
             handled = await self._attempt_batch(batch, params, clock, context, stopping, cursor)
             return context, handled
         ids = [c.contact_id for c in batch]
@@ -525,7 +530,7 @@ class PassActivities:
             connection, policy, params.campaign_id, claimed, clock.now(), agent_day
         )
         gate.blocked.update(blocked)
-        context = _BatchContext.of(params, self.channels, pacer, key.round, gate, calls)
+        context = _BatchContext.of(params, self.channels, pacer, key.round, gate, calls, stopping)
         ready = [c for c in batch if c.contact_id in claimed or c.contact_id in blocked]
         waiting = [c for c in batch if c.contact_id not in claimed and c.contact_id not in blocked]
         handled = await self._attempt_batch(ready, params, clock, context, stopping, cursor)
@@ -655,7 +660,12 @@ class PassActivities:
             for number, contact in enumerate(pending):
                 if stopping.is_set():
                     return
-                context.rows.extend(await self._attempt_contact(contact, params, clock, context))
+                try:
+                    context.rows.extend(
+                        await self._attempt_contact(contact, params, clock, context)
+                    )
+                except _NotStarted:
+                    return  # stopping while waiting for a dialer line: resumed later
                 handled.add(contact.seq)
                 if number % 32 == 0:
                     activity.heartbeat(cursor)  # lets a pause or stop reach us mid-batch
@@ -814,7 +824,7 @@ class PassActivities:
                 message=message,
                 subject=subject,
             )
-            result = await self._call(context, request, params)
+            result = await self._call(context, request, params, first=not rows)
             at = clock.now()
             rows.append((*base, device_id, try_number, channel, result, None, at))
             if gate is not None:
@@ -831,14 +841,18 @@ class PassActivities:
         return rows
 
     async def _call(
-        self, context: _BatchContext, request: AttemptRequest, params: PassInput
+        self, context: _BatchContext, request: AttemptRequest, params: PassInput, *, first: bool
     ) -> str:
         """One attempt through the provider; on a pass with agents, a dialer line first and
-        a live answer connected to an agent (or abandoned) after."""
+        a live answer connected to an agent (or abandoned) after.
+
+        A pause or stop ends the wait for a line only before the contact's first device
+        (raising _NotStarted): once a device was tried, the contact is finished.
+        """
         calls = context.calls
         lines = calls.lines if calls else None
-        if lines is not None:
-            await lines.acquire()
+        if lines is not None and not await lines.acquire(context.stopping if first else None):
+            raise _NotStarted
         result = UNKNOWN
         try:
             try:
@@ -904,6 +918,10 @@ class PassActivities:
             except ConnectionError:
                 if waited >= PROVIDER_OUTAGE_LIMIT.total_seconds():
                     raise
+
+
+class _NotStarted(Exception):
+    """A contact given back untouched: the pass stopped while it waited for a line."""
 
 
 def _holder(key: PassKey) -> str:

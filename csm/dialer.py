@@ -76,13 +76,16 @@ class DialerLines:
             self._free_read = time.monotonic()
         return self._free
 
-    async def acquire(self) -> None:
-        """Wait for a line: fewer ringing than free agents plus the budget."""
+    async def acquire(self, stopping: asyncio.Event | None = None) -> bool:
+        """Wait for a line: fewer ringing than free agents plus the budget. False if
+        `stopping` was set first (no line taken)."""
         while True:
             free = await self._free_agents()
             if self.ringing < free + self.budget():  # no await between check and count
                 self.ringing += 1
-                return
+                return True
+            if stopping is not None and stopping.is_set():
+                return False
             self.heartbeat()
             await asyncio.sleep(FREE_AGENTS_TTL)
 

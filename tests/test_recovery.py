@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
-from activities.passes import NEXT_DEVICE
+from activities.passes import NEXT_DEVICE, PassActivities
 from csm.agents import set_agents
 from csm.campaigns import create_campaign
 from csm.channels import Channels
@@ -24,7 +27,7 @@ from csm.strategy import load_strategy, load_strategy_file
 from csm.subcampaigns import register_sub_campaign
 from csm.synthetic import create_synthetic_list
 from csm.vocabulary import Channel
-from tests.compliance_helpers import WatchingCarrier, rows_of, run_pass
+from tests.compliance_helpers import WatchingCarrier, pass_input, rows_of, run_pass
 from tests.helpers import unique
 from worker import build_worker
 
@@ -258,3 +261,39 @@ def _by_pass(rows: list[tuple]) -> dict[int, list[tuple[str, int]]]:
     for number, result, count in rows:
         grouped.setdefault(number, []).append((result, count))
     return grouped
+
+
+async def test_a_pause_ends_the_wait_for_agents_without_losing_a_contact(
+    engine: AsyncEngine,
+) -> None:
+    """No agent is free: the dialer pass waits for one, and a pause (the activity's
+    cancellation) ends the wait at once; the contacts stay for the resumed pass."""
+    list_name, campaign, group = unique("wait"), unique("wait"), unique("nobody")
+    await create_synthetic_list(engine, list_name, contacts=40, seed=26)
+    await set_agents(engine, group, 0)
+    text = dialer_strategy(group, mode="progressive")
+    strategy = load_strategy(text)
+    await create_campaign(engine, campaign, strategy, text)
+    sub = await register_sub_campaign(engine, campaign=campaign, list_name=list_name)
+    env = ActivityEnvironment()
+    now = datetime.now(UTC)
+    env.info = dataclasses.replace(env.info, current_attempt_scheduled_time=now)
+    activities = PassActivities(engine, ringing())
+    running = asyncio.ensure_future(
+        env.run(activities.run_pass, pass_input(sub, strategy, 1, at=now))
+    )
+    await asyncio.sleep(1.0)
+    assert not running.done()  # waiting for an agent
+    env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(running, 5)
+    recorded = await rows_of(
+        engine,
+        "SELECT result, skip_reason, count(*) FROM attempts WHERE sub_campaign_id = :s"
+        " GROUP BY 1, 2",
+        s=sub.id,
+    )
+    # Nobody was called; only contacts that needed no line (no consent) were settled.
+    assert all((result, reason) == ("skipped", "no_consent") for result, reason, _ in recorded)
+    settled = sum(count for _, _, count in recorded)
+    assert settled < 40  # the rest stay for the resumed pass

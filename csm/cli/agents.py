@@ -132,8 +132,7 @@ def set_command(
 
     The agents are simulated: each call takes an agent for a talk time and then a
     wrap-up time, drawn at random (repeatably) around these means. Running passes
-    see a new size at once; a worker reads a group's mean times on its first call
-    to the group, so new times reach running workers when they restart. With a
+    see a new size at once, and new mean times within 30 seconds. With a
     real contact centre, a link to its ACD implements csm.agents.AgentDesk and
     these commands only size the simulation.
     """

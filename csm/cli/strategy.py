@@ -46,10 +46,14 @@ def passes_table(definition: StrategyDefinition, title: str | None = None) -> Ta
     """The passes of a strategy, one row each: shared with `csm campaigns show`."""
     table = Table("#", "name", "channel", "source", "devices", "when", "filter", title=title)
     for number, step in enumerate(definition.passes, 1):
+        channel = step.channel.value
+        if step.agent_group is not None:
+            channel += f"\n(agents: {step.agent_group}"
+            channel += f", {step.pacing.mode})" if step.channel.value == "dialer" else ")"
         table.add_row(
             str(number),
             step.name,
-            step.channel.value,
+            channel,
             step.source,
             ", ".join(kind.value for kind in step.devices),
             describe_schedule(step),
@@ -61,6 +65,8 @@ def passes_table(definition: StrategyDefinition, title: str | None = None) -> Ta
 def describe_schedule(step: PassDefinition) -> str:
     """ "09:00-12:00 contact, after 1h, +1 day, mon-fri" — a pass's schedule in a few words."""
     parts = []
+    if step.alongside:
+        parts.append("alongside the previous pass")
     if step.window is not None:
         parts.append(f"{step.window.start:%H:%M}-{step.window.end:%H:%M} {step.window.zone}")
     if step.after is not None:
