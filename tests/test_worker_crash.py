@@ -39,6 +39,7 @@ async def _worker(settings: Settings, task_queue: str) -> asyncio.subprocess.Pro
         "CSM_SIMULATOR_LATENCY_MS": "15",
         "CSM_SMTP_HOST": settings.smtp_host,
         "CSM_SMTP_PORT": str(settings.smtp_port),
+        "CSM_METRICS_ADDRESS": "",  # no fixed port: tests/test_metrics.py serves metrics
     }
     return await asyncio.create_subprocess_exec(
         sys.executable,

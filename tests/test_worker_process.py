@@ -30,6 +30,7 @@ async def test_worker_serves_then_shuts_down_gracefully(
         "CSM_TASK_QUEUE": task_queue,
         "CSM_SMTP_HOST": settings.smtp_host,
         "CSM_SMTP_PORT": str(settings.smtp_port),
+        "CSM_METRICS_ADDRESS": "",  # no fixed port: tests/test_metrics.py serves metrics
     }
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
