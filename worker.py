@@ -2,7 +2,9 @@
 
 `python worker.py` or `csm worker` runs it until SIGINT/SIGTERM, which shut it
 down gracefully (running activities are cancelled and may finish cleanly).
-Tests and scripts call `build_worker` with their own client.
+It serves Prometheus metrics (the SDK's and csm's, `csm.metrics`) on
+`CSM_METRICS_ADDRESS`. Tests and scripts call `build_worker` with their own
+client, whose runtime serves none.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from csm.channels import Channels
 from csm.channels.email import SmtpEmail
 from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
 from csm.database import create_engine
+from csm.metrics import worker_runtime
 from csm.settings import Settings, load_settings
 from csm.smtp import SmtpConfig
 from csm.temporal_client import connect
@@ -87,7 +90,8 @@ def build_worker(
 
 async def run_worker(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then shut down gracefully."""
-    client = await connect(settings)
+    runtime = worker_runtime(settings.metrics_address)  # binds the address: once per process
+    client = await connect(settings, runtime=runtime)
     engine = create_engine(settings.effective_database_url)
     worker = build_worker(client, settings, engine=engine)
     stop = asyncio.Event()
@@ -97,6 +101,8 @@ async def run_worker(settings: Settings) -> None:
     logging.info(
         "csm worker on task queue %r at %s", settings.task_queue, settings.temporal_address
     )
+    if runtime is not None:
+        logging.info("metrics on http://%s/metrics", settings.metrics_address)
     async with worker:
         await stop.wait()
         logging.info("shutting down: cancelling running activities")

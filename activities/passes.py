@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from csm import metrics
 from csm.agents import AgentDesk, CallRef, HoldQueue, SimulatedAgentDesk
 from csm.channels import AttemptOutcome, AttemptRequest, ChannelProvider, Channels
 from csm.compliance.gate import (
@@ -230,6 +231,10 @@ class PassActivities:
 
     @activity.defn(name="run_pass")
     async def run_pass(self, params: PassInput) -> PassCounts:
+        with metrics.pass_run(params.definition.channel.value):  # timed, rows counted
+            return await self._run_pass(params)
+
+    async def _run_pass(self, params: PassInput) -> PassCounts:
         clock = _Clock()
         first = PassKey(params.sub_campaign_id, params.day, params.pass_number)
         async with driver_connection(self.engine) as connection:
@@ -243,7 +248,7 @@ class PassActivities:
             while True:
                 await self._settle(connection, key, params, clock)
                 if params.close_reason:
-                    await skip_remaining(
+                    skipped = await skip_remaining(
                         connection,
                         key,
                         campaign_id=params.campaign_id,
@@ -251,6 +256,7 @@ class PassActivities:
                         reason=params.close_reason,
                         now=clock.now(),
                     )
+                    _count(params, "skipped", params.close_reason, skipped)
                 else:
                     await self._sweep(connection, key, params, clock)
                 if key.round >= params.definition.retries.per_device:
@@ -277,6 +283,7 @@ class PassActivities:
             channel=params.definition.channel.value,
             now=clock.now(),
         )
+        _count(params, UNKNOWN, None, unknown)
         if self.checks:
             await release(connection, _holder(key))
         if unknown:
@@ -493,6 +500,8 @@ class PassActivities:
                     bounced=context.bounced,
                 )
                 await release(connection, _holder(key))
+        if (counted := metrics.current()) is not None:
+            counted.recorded(context.rows)  # committed: count them once
 
     async def _work_batch(
         self,
@@ -927,6 +936,12 @@ class _NotStarted(Exception):
 def _holder(key: PassKey) -> str:
     """The lease holder's name: one pass round, whichever worker runs it."""
     return f"{key.sub_campaign_id}:{key.day:%Y%m%d}:{key.pass_number}:{key.round}"
+
+
+def _count(params: PassInput, result: str, reason: str | None, n: int) -> None:
+    """Count `n` committed ledger rows written outside a batch (settled or closed)."""
+    if (counted := metrics.current()) is not None:
+        counted.written(params.definition.channel.value, result, reason, n)
 
 
 def _handled_to(batch: list[_Contact], handled: set[int], cursor: int) -> int:

@@ -62,7 +62,18 @@ class Settings(BaseSettings):
     simulator_latency_ms: float = Field(0.0, description="simulated latency per attempt")
     email_connections: int = Field(10, description="SMTP connections reused per worker")
 
+    metrics_address: str = Field(
+        "127.0.0.1:9464",
+        description="IP:port of the worker's Prometheus /metrics endpoint; empty: off",
+    )
+
     default_region: str = Field("US", description="phone region for numbers without +country")
+
+    web_token: SecretStr | None = Field(
+        None, description="token (password) of `csm web`; unset: a random one per run"
+    )
+    web_host: str = Field("127.0.0.1", description="address `csm web` listens on")
+    web_port: int = Field(8000, description="port of `csm web`")
 
     @property
     def temporal_port(self) -> int:

@@ -362,3 +362,17 @@ class AgentCall(SQLModel, table=True):
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     talk_until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     busy_until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ManagerAction(SQLModel, table=True):
+    """An action a manager took on a sub-campaign from the web page, and how it ended."""
+
+    __tablename__ = "manager_actions"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    sub_campaign_id: int = Field(index=True)
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=32)  # pause | resume | stop | amend
+    detail: str = Field(default="", sa_column=Column(TEXT, nullable=False, server_default=""))
+    outcome: str = Field(sa_column=Column(TEXT, nullable=False))  # done, or why it was refused
+    at: datetime = _created()

@@ -16,6 +16,7 @@ from csm.cli.exit import run_and_exit
 from csm.cli.inbound import inbound_app
 from csm.cli.lists import lists_app
 from csm.cli.policy import policy_app
+from csm.cli.results import results_command
 from csm.cli.strategy import strategy_app
 from csm.cli.subcampaigns import (
     amend_command,
@@ -26,6 +27,7 @@ from csm.cli.subcampaigns import (
     stop_command,
 )
 from csm.cli.suppress import suppress_app
+from csm.cli.web import web_command
 from csm.settings import load_settings
 
 app = typer.Typer(
@@ -55,6 +57,8 @@ app.command("pause")(pause_command)
 app.command("resume")(resume_command)
 app.command("stop")(stop_command)
 app.command("status")(status_command)
+app.command("web")(web_command)
+app.command("results")(results_command)
 
 console = Console()
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")

@@ -1,0 +1,188 @@
+"""What the web pages show: sub-campaigns, their live status with funnels, and actions.
+
+Everything here is a few small reads: sub-campaign rows, the workflow's plan
+query, and the per-pass totals (csm.ledger.count_pass) — never a scan of the
+ledger, so a page can stay open all day on a 1,000,000-contact list.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from csm.campaigns import campaign_today, strategy_in_force
+from csm.database import driver_connection
+from csm.results import combine, query_plan
+from csm.strategy.model import StrategyDefinition
+from csm.subcampaigns import SubCampaignRef, find_sub_campaign
+
+#: The funnel's response groups: at most this many, the rest as "other".
+MAX_GROUPS = 6
+
+
+@dataclass(frozen=True)
+class SubCampaignRow:
+    id: int
+    name: str
+    campaign: str
+    list_name: str
+    workflow_id: str
+    state: str
+    day: str
+    selected: int
+    handled: int
+
+    def as_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+async def sub_campaign_rows(client: Client, engine: AsyncEngine) -> list[SubCampaignRow]:
+    """Every sub-campaign, newest first, with its state and today's progress."""
+    async with driver_connection(engine) as connection:
+        rows = await connection.fetch(
+            """
+            SELECT s.id, s.name, c.name AS campaign, l.name AS list_name, s.workflow_id,
+                   p.day, coalesce(p.selected, 0) AS selected,
+                   coalesce(r.attempted + r.skipped, 0) AS handled
+            FROM sub_campaigns s JOIN campaigns c ON c.id = s.campaign_id
+            JOIN lists l ON l.id = s.list_id
+            LEFT JOIN LATERAL (
+              SELECT day, sum(selected) AS selected FROM pass_progress
+              WHERE sub_campaign_id = s.id AND round = 0
+              GROUP BY day ORDER BY day DESC LIMIT 1) p ON true
+            LEFT JOIN LATERAL (
+              SELECT sum(attempted) AS attempted, sum(skipped) AS skipped FROM pass_reach
+              WHERE sub_campaign_id = s.id AND day = p.day) r ON true
+            ORDER BY s.id DESC LIMIT 200
+            """
+        )
+    found = []
+    for row in rows:
+        found.append(
+            SubCampaignRow(
+                id=row["id"],
+                name=row["name"],
+                campaign=row["campaign"],
+                list_name=row["list_name"],
+                workflow_id=row["workflow_id"],
+                state=await _state(client, row["workflow_id"]),
+                day=row["day"].isoformat() if row["day"] else "",
+                selected=int(row["selected"]),
+                handled=int(row["handled"]),
+            )
+        )
+    return found
+
+
+async def _state(client: Client, workflow_id: str) -> str:
+    """running / paused / stopped / completed, from the server (no worker needed)."""
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except Exception:  # not started yet, or deleted: say so rather than fail the page
+        return "unknown"
+    values = described.search_attributes.get("CsmState") or []
+    if described.status is not None and described.status.name != "RUNNING":
+        return (
+            "completed" if described.status.name == "COMPLETED" else described.status.name.lower()
+        )
+    return str(values[0]) if values else "running"
+
+
+async def find(engine: AsyncEngine, reference: str) -> SubCampaignRef:
+    """A sub-campaign by its id (the pages' URLs), workflow id or unique name."""
+    if reference.isdigit():
+        async with driver_connection(engine) as connection:
+            workflow_id = await connection.fetchval(
+                "SELECT workflow_id FROM sub_campaigns WHERE id = $1", int(reference)
+            )
+        if workflow_id is not None:
+            reference = workflow_id
+    return await find_sub_campaign(engine, reference)
+
+
+async def strategy_of(
+    engine: AsyncEngine, ref: SubCampaignRef, day: date | None
+) -> StrategyDefinition:
+    """The strategy the sub-campaign runs today: its own, or the campaign's in force."""
+    async with driver_connection(engine) as connection:
+        row = await connection.fetchrow(
+            "SELECT s.strategy_override::text AS override, c.timezone FROM sub_campaigns s"
+            " JOIN campaigns c ON c.id = s.campaign_id WHERE s.id = $1",
+            ref.id,
+        )
+    if row["override"] not in (None, "null"):  # a JSON null is no override too
+        return StrategyDefinition.model_validate_json(row["override"])
+    return (
+        await strategy_in_force(engine, ref.campaign_id, day or campaign_today(row["timezone"]))
+    )[1]
+
+
+async def live(client: Client, engine: AsyncEngine, ref: SubCampaignRef) -> dict[str, Any]:
+    """One refresh: the plan, each pass's counts and funnel, actions, and the DB time it took."""
+    plan = await query_plan(client.get_workflow_handle(ref.workflow_id))
+    began = time.perf_counter()
+    status = await combine(engine, ref, plan)
+    actions = await recent_actions(engine, ref.id)
+    db_ms = (time.perf_counter() - began) * 1000
+    groups = (await strategy_of(engine, ref, status.day)).groups()
+    shown = status.as_json()
+    for result, planned in zip(shown["passes"], status.passes, strict=True):
+        result["funnel"] = funnel(planned.counts.results, planned.counts, groups)
+    shown["actions"] = actions
+    shown["db_ms"] = round(db_ms, 2)
+    return shown
+
+
+def funnel(results: dict[str, int], counts: Any, groups: dict[str, list[str]]) -> dict[str, Any]:
+    """selected → attempted → by response group → by result code, for one pass card."""
+    by_group: dict[str, int] = {}
+    for name, codes in list(groups.items())[:MAX_GROUPS]:
+        total = sum(results.get(code, 0) for code in codes)
+        if total:
+            by_group[name] = total
+    return {
+        "selected": counts.selected,
+        "attempted": counts.attempted,
+        "skipped": counts.skipped,
+        "groups": by_group,
+        "results": dict(sorted(results.items(), key=lambda item: -item[1])),
+    }
+
+
+async def record_action(
+    engine: AsyncEngine, sub_campaign_id: int, actor: str, action: str, detail: str, outcome: str
+) -> None:
+    async with driver_connection(engine) as connection:
+        await connection.execute(
+            "INSERT INTO manager_actions (sub_campaign_id, actor, action, detail, outcome)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            sub_campaign_id,
+            actor[:100],
+            action,
+            detail[:2000],
+            outcome[:2000],
+        )
+
+
+async def recent_actions(engine: AsyncEngine, sub_campaign_id: int) -> list[dict[str, Any]]:
+    async with driver_connection(engine) as connection:
+        rows = await connection.fetch(
+            "SELECT actor, action, detail, outcome, at FROM manager_actions"
+            " WHERE sub_campaign_id = $1 ORDER BY id DESC LIMIT 20",
+            sub_campaign_id,
+        )
+    return [
+        {
+            "actor": row["actor"],
+            "action": row["action"],
+            "detail": row["detail"],
+            "outcome": row["outcome"],
+            "at": row["at"].isoformat(timespec="seconds"),
+        }
+        for row in rows
+    ]
