@@ -180,3 +180,51 @@ async def test_watch_a_running_pass_amend_and_pause_from_the_page(
         ]
         await launched.handle.signal(SubCampaignWorkflow.stop)
         await asyncio.wait_for(launched.handle.result(), 60)
+
+
+def _post(url: str, body: dict, token: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "X-CSM-User": "script",
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+async def test_actions_on_a_completed_sub_campaign_are_refused_and_recorded(
+    web: str, client: Client, engine: AsyncEngine, settings: Settings
+) -> None:
+    campaign, list_name = await campaign_with_list(
+        engine, 'timezone = "UTC"\n[[passes]]\nname = "one"\nchannel = "voice"\n', contacts=5
+    )
+    task_queue = f"web-{uuid.uuid4().hex[:8]}"
+    async with build_worker(client, settings, engine=engine, task_queue=task_queue):
+        launched = await start_sub_campaign(
+            client, engine, campaign=campaign, list_name=list_name, task_queue=task_queue
+        )
+        await asyncio.wait_for(launched.handle.result(), 60)
+    sub = launched.sub_campaign
+    status, body = await asyncio.to_thread(
+        _post, f"{web}/api/sub/{sub.id}/lifecycle", {"action": "pause"}, TOKEN
+    )
+    assert status == 409 and body["outcome"].startswith("refused")
+    status, body = await asyncio.to_thread(
+        _post, f"{web}/api/sub/{sub.id}/lifecycle", {"action": "pause"}, "not-the-token"
+    )
+    assert status == 401
+    recorded = await rows_of(
+        engine,
+        "SELECT actor, action, outcome FROM manager_actions WHERE sub_campaign_id = :s",
+        s=sub.id,
+    )
+    assert [(actor, action) for actor, action, _ in recorded] == [("script", "pause")]
+    assert recorded[0][2].startswith("refused")

@@ -185,6 +185,8 @@ def create_app(
             outcome, status = f"done: {state}", 200
         except WorkflowUpdateFailedError as err:
             outcome, status = f"refused: {_cause(err)}", 409
+        except RPCError as err:  # e.g. the workflow has completed
+            outcome, status = f"refused: {err.message}", 409
         await data.record_action(engine, ref.id, user, action[:32] or "?", "", outcome)
         return JSONResponse({"outcome": outcome}, status)
 
@@ -224,6 +226,8 @@ def create_app(
             outcome, status = "done", 200
         except WorkflowUpdateFailedError as err:
             outcome, status = f"refused: {_cause(err)}", 409
+        except RPCError as err:
+            outcome, status = f"refused: {err.message}", 409
         await data.record_action(engine, ref.id, user, "amend", detail, outcome)
         return JSONResponse({"outcome": outcome}, status)
 
