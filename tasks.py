@@ -2,7 +2,7 @@
 """One entry point for a fresh machine (only Python 3.11+ needed).
 
     python3 tasks.py demo    # set up .venv, start the embedded stack, run the demo
-    python3 tasks.py test    # set up .venv, run the whole test suite
+    python3 tasks.py test    # set up .venv (and Debian's chromium), run the whole test suite
     python3 tasks.py setup   # only create .venv and install csm with its dev extras
 
 Extra arguments after `test` go to pytest; after `demo`, to `csm demo`.
@@ -44,6 +44,21 @@ def setup() -> None:
     STAMP.write_text(wanted)
 
 
+def browser() -> None:
+    """The browser test drives Debian's chromium: install it when we may (root, apt)."""
+    import shutil
+
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        _say("installing Debian's chromium for the browser test (apt-get)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
+    else:
+        _say("no chromium found: the browser test will fail; install it (apt-get install chromium)")
+
+
 def _exec(argv: list[str]) -> None:
     os.chdir(ROOT)
     sys.stdout.flush()
@@ -59,6 +74,7 @@ def main() -> None:
     if task == "demo":
         _exec([str(BIN / "csm"), "demo", *rest])
     elif task == "test":
+        browser()
         _exec([str(BIN / "python"), "-m", "pytest", *rest])
 
 
