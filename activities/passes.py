@@ -146,8 +146,9 @@ class _Pacer:
         now = time.monotonic()
         slot = max(now, self.next_slot)
         self.next_slot = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        while (wait := slot - time.monotonic()) > 0:  # a slow pace still heartbeats
+            activity.heartbeat()
+            await asyncio.sleep(min(wait, 1.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,14 +118,23 @@ def describe(operation: BaseModel) -> str:
 
 
 def parse_amendment(payload: object) -> Amendment:
-    """An Amendment from a signal's raw payload (dict), or AmendmentRejected with the reason."""
+    """An Amendment from a raw payload (a dict, as a signal or update carries it), or
+    AmendmentRejected with the reason in one line."""
+    if isinstance(payload, Amendment):
+        return payload
     try:
         return Amendment.model_validate(payload)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise AmendmentRejected(f"malformed amendment: {where}: {first['msg']}{more}") from None
+        raise AmendmentRejected(f"malformed amendment: {validation_message(err)}") from None
+
+
+def validation_message(err: ValidationError) -> str:
+    """The first problem of a pydantic error in one line: where, what (and how many more)."""
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    what = first["msg"].removeprefix("Value error, ")
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{where}: {what}{more}" if where else f"{what}{more}"
 
 
 def apply_amendment(
@@ -147,6 +156,8 @@ def apply_amendment(
         label = f"operation {index} ({describe(operation)})"
         try:
             result = _apply(plan, result, operation, now=now, groups=groups)
+        except ValidationError as err:  # a changed pass that no longer validates
+            raise AmendmentRejected(f"{label}: {validation_message(err)}") from None
         except (KeyError, ValueError, FilterError, AmendmentRejected) as err:
             message = err.args[0] if isinstance(err, KeyError) else str(err)
             raise AmendmentRejected(f"{label}: {message}") from None

@@ -367,12 +367,21 @@ class SubCampaignWorkflow:
             self._record(amendment, "rejected", str(err))
 
     @workflow.update(name="amend")
-    def amend_update(self, amendment: Amendment) -> PlanView:
-        self._apply(amendment)
+    def amend_update(self, payload: Any) -> PlanView:
+        """Validated first (below), so only an amendment that applies gets here.
+
+        The payload is taken raw and parsed by us, so a malformed one is refused with
+        what is wrong rather than the SDK's "Failed decoding arguments".
+        """
+        self._apply(parse_amendment(payload))
         return self.plan_query()
 
     @amend_update.validator
-    def _validate_amend(self, amendment: Amendment) -> None:
+    def _validate_amend(self, payload: Any) -> None:
+        try:
+            amendment = parse_amendment(payload)
+        except AmendmentRejected as err:
+            raise ApplicationError(str(err), type="AmendmentRejected") from None
         if self.plan is None:
             raise ApplicationError("the day's plan is not ready yet; try again in a moment")
         if self.state in ("stopped", "completed"):
