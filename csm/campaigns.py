@@ -29,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from csm.database import session_factory
 from csm.errors import CsmError
+from csm.names import line_problem
 from csm.strategy.model import StrategyDefinition
 from csm.strategy.values import did_you_mean, with_hint
 from csm.tables import Campaign, ResponseGroup, Strategy
@@ -274,6 +275,8 @@ def _check_name(name: str) -> str:
         raise CampaignNameError("a campaign needs a name")
     if len(name) > NAME_MAX:
         raise CampaignNameError(f"campaign names have at most {NAME_MAX} characters")
+    if (problem := line_problem(name, "a campaign name")) is not None:
+        raise CampaignNameError(problem)
     return name
 
 

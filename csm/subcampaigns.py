@@ -12,6 +12,7 @@ from sqlmodel import select
 from csm.campaigns import get_campaign
 from csm.database import session_factory
 from csm.errors import CsmError
+from csm.names import line_problem
 from csm.strategy.model import StrategyDefinition
 from csm.tables import Campaign, ContactList, SubCampaign
 
@@ -41,6 +42,19 @@ def workflow_id_for(campaign: str, sub_campaign: str) -> str:
     return f"subcampaign-{slug(campaign)}-{slug(sub_campaign)}"
 
 
+#: The length of `sub_campaigns.name`.
+MAX_NAME = 200
+
+
+def _check_name(name: str, *, given: bool) -> None:
+    """A sub-campaign name fits its column and is one line (it names a Temporal workflow)."""
+    hint = "" if given else " (it is the list's name: pick another with --name)"
+    if len(name) > MAX_NAME:
+        raise SubCampaignError(f"sub-campaign names have at most {MAX_NAME} characters{hint}")
+    if (problem := line_problem(name, "a sub-campaign name")) is not None:
+        raise SubCampaignError(problem + hint)
+
+
 async def register_sub_campaign(
     engine: AsyncEngine,
     *,
@@ -62,6 +76,7 @@ async def register_sub_campaign(
         if contact_list is None:
             raise SubCampaignError(f"unknown list {list_name!r}; import it with `csm lists import`")
         sub_name = name or contact_list.name
+        _check_name(sub_name, given=name is not None)
         existing = (
             await session.exec(
                 select(SubCampaign).where(

@@ -39,6 +39,7 @@ from csm.lists.errors import ListFileError
 from csm.lists.mapping import FileFormat
 from csm.lists.phones import PhoneError, PhoneNormaliser
 from csm.lists.reader import csv_records, is_csv_error, open_source
+from csm.lists.rows import MAX_ACCOUNT_KEY
 from csm.strategy.values import did_you_mean, with_hint
 
 
@@ -58,6 +59,8 @@ HARD_BOUNCE = "hard_bounce"
 MAX_REASON = 32
 #: The CTIA standard opt-out keywords: a message that is exactly one of them opts out.
 OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+#: Ids are `bigint`: a number outside names no suppression (and asyncpg would refuse it).
+_MAX_ID = 2**63 - 1
 #: How many bad rows an import error lists one by one.
 MAX_LISTED_PROBLEMS = 20
 #: Rows sent to the database in one statement by an import.
@@ -203,6 +206,8 @@ def _normalise(kind: SuppressionKind, text: str, default_region: str) -> str:
             raise _BadCell(str(err)) from err
     if is_formula_like(cell):  # the list importer rejects such account keys: none can exist
         raise _BadCell(_FORMULA_REASON)
+    if len(cell) > MAX_ACCOUNT_KEY:  # nor such long ones, and the unique index refuses them
+        raise _BadCell(f"account key longer than {MAX_ACCOUNT_KEY} characters")
     return cell
 
 
@@ -398,6 +403,8 @@ async def add_suppression(
 
 async def remove_suppression(engine: AsyncEngine, suppression_id: int) -> SuppressionRow:
     """Lift one suppression by id; returns what it was. No such id → SuppressionError."""
+    if not 1 <= suppression_id <= _MAX_ID:
+        raise SuppressionError(f"no suppression with id {suppression_id}")
     async with driver_connection(engine) as connection:
         record = await connection.fetchrow(
             "WITH gone AS (DELETE FROM suppressions WHERE id = $1::bigint RETURNING *)"
@@ -460,6 +467,8 @@ async def list_suppressions(
         raise SuppressionError("list one campaign's suppressions or the global ones, not both")
     if limit is not None and limit < 1:
         raise SuppressionError(f"the limit must be at least 1, not {limit}")
+    if limit is not None:
+        limit = min(limit, _MAX_ID)  # LIMIT is a bigint; no table holds more rows anyway
     chosen_kind = _kind(kind).value if kind is not None else None
     async with driver_connection(engine) as connection:
         campaign_id = await _campaign_id(connection, campaign)

@@ -36,12 +36,17 @@ console = Console()
 
 
 def _seconds(option: str, text: str | None) -> float | None:
-    """A duration option ("3m", "30s", "1h30m") in seconds; bad text → one clear error."""
+    """A duration option ("3m", "30s", "1h30m") in seconds; bad text → one clear error.
+
+    DurationError is the parser's own refusal; a ValueError or OverflowError from
+    anywhere under it (a number too big for `timedelta`, say) is still bad text, and
+    becomes the same one line instead of a traceback.
+    """
     if text is None:
         return None
     try:
         return parse_duration(text).total_seconds()
-    except DurationError as err:
+    except (DurationError, ValueError, OverflowError) as err:
         raise CsmError(f"{option}: {err}") from None
 
 

@@ -143,8 +143,16 @@ def dev_check(
 
 @app.command("demo")
 def demo_command(
-    contacts: int = typer.Option(2000, "--contacts", min=1, help="synthetic contacts to generate"),
-    seed: int = typer.Option(1, "--seed", help="seed of the synthetic list (same seed, same list)"),
+    contacts: int = typer.Option(
+        2000, "--contacts", min=1, max=100_000, help="synthetic contacts to generate"
+    ),
+    seed: int = typer.Option(
+        1,
+        "--seed",
+        min=0,
+        max=2**63 - 1,
+        help="seed of the synthetic list (same seed, same list)",
+    ),
 ) -> None:
     """A sub-campaign end to end on the embedded stack, in under two minutes.
 

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from csm.cli.campaigns import JSON_OPTION, with_database
 from csm.errors import CsmError
+from csm.files import read_small_text
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -236,10 +237,7 @@ def _read_policy_text(file: Path | None, preset: str | None) -> tuple[str, str]:
             raise CsmError(with_hint(f"unknown preset {preset!r}", hint))
         return PRESETS[preset], f"preset {preset!r}"
     assert file is not None
-    try:
-        return file.read_text(encoding="utf-8"), str(file)
-    except (OSError, UnicodeDecodeError) as err:
-        raise CsmError(f"cannot read policy file {file}: {err}") from None
+    return read_small_text(file, f"policy file {file}"), str(file)
 
 
 def _user() -> str:
@@ -294,7 +292,12 @@ def set_command(
 def history_command(
     campaign: str | None = CAMPAIGN_OPTION,
     source: int | None = typer.Option(
-        None, "--source", metavar="N", help="print version N's file as it was written"
+        None,
+        "--source",
+        metavar="N",
+        min=1,
+        max=2**31 - 1,  # a version is an int column
+        help="print version N's file as it was written",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:

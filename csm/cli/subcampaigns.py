@@ -35,6 +35,7 @@ from temporalio.common import SearchAttributeKey
 from csm.amendments import Amendment, AmendmentRejected, parse_amendment
 from csm.cli.campaigns import with_database
 from csm.errors import CsmError
+from csm.files import read_small_text
 from csm.results import (
     QUERY_TIMEOUT,
     PassResult,
@@ -466,13 +467,7 @@ def load_amendment_file(path: Path, timezone: str, now: datetime | None = None) 
     `until` may be "HH:MM" (today, campaign's zone) or an ISO instant with its offset.
     Every error names the file and what is wrong in it.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise SubCampaignCommandError(
-            f"cannot read amendment file {str(path)!r}: {reason}"
-        ) from None
+    text = read_small_text(path, f"amendment file {str(path)!r}", error=SubCampaignCommandError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:

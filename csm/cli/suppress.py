@@ -41,6 +41,8 @@ PHONE_OPTION = typer.Option(
 )
 EMAIL_OPTION = typer.Option(None, "--email", metavar="ADDRESS", help="an e-mail address")
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of text")
+#: The most rows `csm suppress list` prints (a bound, so a huge number is a usage error).
+MAX_LIMIT = 1_000_000
 
 
 def _scope(campaign: str | None) -> str:
@@ -205,7 +207,9 @@ def list_command(
     reason: str | None = typer.Option(
         None, "--reason", help="only this reason (e.g. stop_reply, hard_bounce)"
     ),
-    limit: int = typer.Option(100, "--limit", min=1, help="show at most this many, newest first"),
+    limit: int = typer.Option(
+        100, "--limit", min=1, max=MAX_LIMIT, help="show at most this many, newest first"
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The newest suppressions, with their scope, and how many match in all."""

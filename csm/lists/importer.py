@@ -58,6 +58,7 @@ from csm.lists.rows import (
     run_chunk,
     scan_chunk,
 )
+from csm.names import line_problem
 from csm.settings import asyncpg_dsn
 
 #: (phase, done, total): "rows" counts bytes of the file checked and written, "commit" the end.
@@ -109,6 +110,8 @@ async def import_list(
     started = time.perf_counter()
     if not list_name.strip() or len(list_name) > MAX_LIST_NAME:
         raise CsmError(f"a list name needs 1 to {MAX_LIST_NAME} characters")
+    if (problem := line_problem(list_name, "a list name")) is not None:
+        raise CsmError(problem)
     path = Path(path)
     source = open_source(
         path,

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from csm.files import read_small_text
 from csm.lists.errors import MappingError
 from csm.vocabulary import DeviceKind
 
@@ -250,12 +251,11 @@ class _MappingFile(_Strict):
 
 def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping TOML file (format: docs/lists.md)."""
+    if not path.exists():
+        raise MappingError(f"mapping file {path} does not exist")
+    text = read_small_text(path, f"mapping file {path}", encoding="utf-8-sig", error=MappingError)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError as err:
-        raise MappingError(f"mapping file {path} does not exist") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise MappingError(f"cannot read mapping file {path}: {err}") from err
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise MappingError(f"{path}: not valid TOML: {err}") from err
     return mapping_from_dict(data, source=str(path))

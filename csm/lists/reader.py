@@ -227,9 +227,35 @@ def decode_chunk(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8", errors="surrogateescape"), True
 
 
+class _Lines:
+    """The physical lines of a text, noting when the csv reader asked past the last one."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = iter(io.StringIO(text, newline=""))
+        self.exhausted = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._lines)
+        except StopIteration:
+            self.exhausted = True
+            raise
+
+
 def csv_records(text: str, first_line: int, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """(line, cells) of each non-blank record; csv errors become a one-cell marker row."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    """(line, cells) of each non-blank record; csv errors become a one-cell marker row.
+
+    A quote that opens a field and never closes is such an error, on the line where
+    it opened: read as the csv module does by default (non-strict), the rest of the
+    text would silently become that one field, and the rows in it would vanish. The
+    reader only asks for a line past the last one when the text ends inside a quoted
+    field (a record ends at its last line's end otherwise), which is how it shows.
+    """
+    lines = _Lines(text)
+    reader = csv.reader(lines, delimiter=delimiter)
     consumed = 0
     while True:
         try:
@@ -240,6 +266,12 @@ def csv_records(text: str, first_line: int, delimiter: str) -> Iterator[tuple[in
             yield first_line + consumed, [_CSV_ERROR, str(err)]
             consumed = reader.line_num
             continue
+        if lines.exhausted:
+            start, end = first_line + consumed, first_line + reader.line_num - 1
+            swallowed = f"line {start}" if end == start else f"lines {start} to {end}"
+            reason = f"a quoted field in this record never closes ({swallowed} not imported)"
+            yield start, [_CSV_ERROR, reason]
+            return
         if cells:
             yield first_line + consumed, cells
         consumed = reader.line_num

@@ -52,6 +52,9 @@ IGNORED_FIELDS = "ignored_fields"
 
 #: Lengths of the contacts table's bounded columns.
 MAX_POSTAL_CODE = 16
+#: An account key is indexed (unique), and PostgreSQL refuses index entries over about 2.7
+#: kB; real keys are short identifiers, so a generous cap far below that.
+MAX_ACCOUNT_KEY = 200
 
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _FORMULA_FIRST = frozenset("=+-@\t\r")
@@ -296,6 +299,12 @@ class ChunkValidator:
         key = cells[plan.account].strip()
         if not key:
             raise RowError(self.account_column, EMPTY_ACCOUNT, "empty account key")
+        if len(key) > MAX_ACCOUNT_KEY:
+            raise RowError(
+                self.account_column,
+                TOO_LONG,
+                f"account key longer than {MAX_ACCOUNT_KEY} characters",
+            )
         if key[0] in _FORMULA_FIRST and is_formula_like(key):
             raise RowError(self.account_column, FORMULA, _FORMULA_REASON)
 

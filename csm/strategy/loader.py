@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from csm.errors import CsmError
 from csm.strategy.checks import Loc, cross_check, raw_groups
 from csm.strategy.model import CROSS_CHECKED, StrategyDefinition
-from csm.strategy.values import did_you_mean, with_hint
+from csm.strategy.values import check_text, did_you_mean, with_hint
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,15 @@ def load_strategy(text: str, *, source: str = "<strategy>") -> StrategyDefinitio
 
 
 def load_strategy_file(path: str | Path) -> tuple[StrategyDefinition, str]:
-    """Read and validate a strategy file; returns the definition and the text as written."""
+    """Read and validate a strategy file; returns the definition and the text as written.
+
+    Only a regular file of at most 1 MiB is read (csm.files): a directory, a device
+    or a huge file is one clear error.
+    """
+    from csm.files import read_small_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise CsmError(f"cannot read strategy file {str(path)!r}: {reason}") from None
+    text = read_small_text(path, f"strategy file {str(path)!r}")
     return load_strategy(text, source=str(path)), text
 
 
@@ -80,11 +82,40 @@ def validate_strategy(data: Mapping[str, Any], *, source: str = "<strategy>") ->
         definition = StrategyDefinition.model_validate(data, context={CROSS_CHECKED: True})
     except ValidationError as err:
         problems += [_explain(error) for error in err.errors() if not _is_noise(error)]
+    # A control character is reported alone where it is: the other checks of that value
+    # would only say the same in other words ("unknown field", "unknown time zone").
+    control = _control_characters(data)
+    if control:
+        problems = [*control.items(), *(p for p in problems if p[0] not in control)]
     if problems:
         problems.sort(key=lambda problem: _order(problem[0]))
         raise StrategyError([_issue(loc, message, data) for loc, message in problems], source)
     assert definition is not None
     return definition
+
+
+def _control_characters(value: object, loc: Loc = ()) -> dict[Loc, str]:
+    """Every string value holding NUL or another control character (tab and newline are
+    fine), by location: PostgreSQL cannot store NUL in jsonb, and the others are mistakes.
+
+    A check of the whole document, so a string key added to the model later is covered
+    too; the model's own checks are stricter where it matters (names are one line).
+    """
+    found: dict[Loc, str] = {}
+    if isinstance(value, str):
+        try:
+            check_text(value)
+        except ValueError as err:
+            found[loc] = str(err)
+    elif isinstance(value, Mapping):
+        known = _keys_at(loc)  # an unknown key is reported as such, not its value too
+        for key, item in value.items():
+            if not known or key in known:
+                found |= _control_characters(item, (*loc, str(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found |= _control_characters(item, (*loc, index))
+    return found
 
 
 # --- wording ------------------------------------------------------------------

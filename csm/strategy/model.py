@@ -33,9 +33,13 @@ from csm.strategy.values import (
     GroupName,
     NonNegativeInt,
     PositiveInt,
+    Text,
     WindowZone,
     ZoneName,
+    check_line,
+    check_name,
     check_template,
+    check_text,
     did_you_mean,
     with_hint,
 )
@@ -43,6 +47,10 @@ from csm.vocabulary import CHANNEL_DEVICE_KINDS, RESULT_CODES, Channel, DeviceKi
 
 #: Validation context key: the loader already ran the cross-pass checks on the raw file.
 CROSS_CHECKED = "cross_checked"
+
+#: The most allowed days a pass may wait after the previous one: a year. Planning walks
+#: day by day, and a bigger count would plan past the end of the calendar (year 9999).
+MAX_DAYS_TO_WAIT = 366
 
 
 class _Strict(BaseModel):
@@ -114,23 +122,29 @@ def _non_blank(value: str) -> str:
     return value
 
 
+_PassName = Annotated[
+    str, AfterValidator(check_name), AfterValidator(_non_blank), Field(max_length=100)
+]
+_AgentGroup = Annotated[str, AfterValidator(check_name), Field(min_length=1, max_length=64)]
+
+
 class PassDefinition(_Strict):
     """One sweep through the contacts its filter selects, on one channel."""
 
-    name: Annotated[str, AfterValidator(_non_blank), Field(max_length=100)]
+    name: _PassName
     channel: Channel
     source: Literal["all", "previous"] = "all"
-    filter: str = ""
+    filter: Text = ""
     devices: list[DeviceKind] = Field(default_factory=_channel_devices)
     window: Window | None = None
     after: Duration | None = None
-    days_to_wait: NonNegativeInt = 0
+    days_to_wait: Annotated[NonNegativeInt, Field(le=MAX_DAYS_TO_WAIT)] = 0
     allowed_days: list[DayName] = Field(default_factory=lambda: list(WEEKDAYS))
     pacing: Pacing = Field(default_factory=Pacing)
     retries: Retries = Field(default_factory=Retries)
     template: str | None = None
     subject: str | None = None
-    agents: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    agents: _AgentGroup | None = None
     alongside: bool = False
 
     @model_validator(mode="after")
@@ -199,7 +213,7 @@ class PassDefinition(_Strict):
             return value
         if info.data.get("channel") is Channel.DIALER:
             raise ValueError("dialer passes have no message template: an agent takes the call")
-        return check_template(value)
+        return check_template(check_text(value))
 
     @field_validator("subject")
     @classmethod
@@ -209,7 +223,7 @@ class PassDefinition(_Strict):
         channel = info.data.get("channel")
         if channel is not None and channel is not Channel.EMAIL:
             raise ValueError(f"only email passes have a subject, this is {_a(channel)} pass")
-        return check_template(value)
+        return check_template(check_line(value, "a subject"))
 
 
 def _known_code(code: str) -> str:

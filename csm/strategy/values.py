@@ -1,4 +1,4 @@
-"""Value types of strategy files: durations, times of day, time zones, weekdays, templates.
+"""Value types of strategy files: durations, times of day, time zones, weekdays, text.
 
 Each type accepts what a person writes in TOML ("10m", "09:00", "mon") and
 dumps back to the same readable text, so a strategy stored as JSON or sent
@@ -17,9 +17,10 @@ from functools import cache
 from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BeforeValidator, Field, PlainSerializer, Strict
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, Strict
 
-from csm.strategy.durations import format_duration, parse_duration
+from csm.names import describe_character, first_line_break
+from csm.strategy.durations import check_duration, format_duration, parse_duration
 
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str | None:
@@ -39,10 +40,12 @@ def with_hint(message: str, hint: str | None) -> str:
 
 
 def _to_duration(value: object) -> object:
-    return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
+    if isinstance(value, timedelta):
+        return check_duration(value)
+    return parse_duration(value)  # type: ignore[arg-type]
 
 
-#: A non-negative duration written "90s", "10m", "1h30m", "2d"; dumps to the same text.
+#: A duration written "90s", "10m", "1h30m", "2d" (0s to 400d); dumps to the same text.
 Duration = Annotated[
     timedelta,
     BeforeValidator(_to_duration),
@@ -146,7 +149,48 @@ def _to_weekday(value: object) -> object:
 
 DayName = Annotated[Weekday, BeforeValidator(_to_weekday)]
 
-# --- identifiers and templates -----------------------------------------------
+# --- text, names, identifiers and templates ----------------------------------
+
+#: Control characters no strategy text may hold: C0 and DEL, except tab, line feed and
+#: carriage return (a template may have several lines). PostgreSQL cannot store NUL in
+#: a jsonb value at all, and the others are typing or copying mistakes that would
+#: garble a terminal or a message.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Names (of passes, of agent groups) and e-mail subjects are one line: no control
+#: characters at all, nor Unicode's line and paragraph separators.
+_character = describe_character
+
+
+def check_text(text: str) -> str:
+    """Any text of a strategy: refuse NUL and the other control characters but tab and newline."""
+    found = _CONTROL.search(text)
+    if found is not None:
+        raise ValueError(
+            f"control character {_character(text, found.start())}: strategy text may hold "
+            "tabs and line breaks but no other control characters"
+        )
+    return text
+
+
+def check_line(text: str, what: str) -> str:
+    """One line of text (a name, a subject): no tabs, line breaks or control characters."""
+    index = first_line_break(text)
+    if index is not None:
+        raise ValueError(
+            f"control character {_character(text, index)}: {what} is one line of "
+            "text, without tabs, line breaks or other control characters"
+        )
+    return text
+
+
+def check_name(text: str) -> str:
+    """A name shown in tables, logs and the Temporal UI: one line, no control characters."""
+    return check_line(text, "a name")
+
+
+#: Free text (a filter, a template): no NUL or other control characters but tab and newline.
+Text = Annotated[str, AfterValidator(check_text)]
+
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

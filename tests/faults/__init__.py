@@ -1,0 +1,1 @@
+"""Fault injection: bad input gets a clear error and loses nothing (DESIGN.md, invariant 7)."""
