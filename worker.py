@@ -41,7 +41,10 @@ def build_channels(settings: Settings) -> Channels:
     """Real SMTP for e-mail; the seeded simulator for voice, dialer and SMS."""
     carrier = SimulatedCarrier(
         SimulatorConfig(
-            seed=settings.simulator_seed, latency_seconds=settings.simulator_latency_ms / 1000
+            seed=settings.simulator_seed,
+            latency_seconds=settings.simulator_latency_ms / 1000,
+            evening_from_hour=settings.simulator_evening_from_hour,
+            journal=settings.simulator_journal,
         )
     )
     email = SmtpEmail(SmtpConfig.from_settings(settings), connections=settings.email_connections)
@@ -82,6 +85,7 @@ def build_worker(
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=[health.check_database, health.check_smtp, passes.run_pass, planning.plan_day],
+        max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=10),
         max_heartbeat_throttle_interval=timedelta(seconds=1),
         default_heartbeat_throttle_interval=timedelta(seconds=1),

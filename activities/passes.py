@@ -20,9 +20,11 @@ import contextlib
 import json
 import string
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -30,6 +32,7 @@ from sqlalchemy import DateTime, Integer, SmallInteger, cast, func, insert, lite
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from csm import metrics
 from csm.agents import AgentDesk, CallRef, HoldQueue, SimulatedAgentDesk
@@ -51,16 +54,21 @@ from csm.ledger import (
     ROUND,
     AttemptRow,
     PassKey,
+    ShardKey,
     count_pass,
+    join_shards,
     mark_inflight,
     progress,
     record_batch,
+    rewind_inflight,
     settle_inflight,
+    shards_of,
     skip_remaining,
+    split_round,
 )
 from csm.plan import PassCounts
 from csm.selection import contacts, frozen_selection, selection_query
-from csm.strategy.model import PassDefinition
+from csm.strategy.model import MAX_SHARDS, PassDefinition
 from csm.tables import PassProgress, PassSelection
 from csm.vocabulary import NOT_ATTEMPTED_CODES, RESULT_CODES, UNKNOWN, Channel, SkipReason
 
@@ -79,6 +87,9 @@ CONSENT_COLUMN = {
     Channel.EMAIL: "consent_email",
 }
 PROVIDER_OUTAGE_LIMIT = timedelta(minutes=10)
+_T = TypeVar("_T")
+#: How often a long statement heartbeats (the workflows' heartbeat timeout is 10 s).
+HEARTBEAT_SECONDS = 2.0
 #: How long one batch should take: the most work a crash can leave `unknown`.
 BATCH_SECONDS = 0.5
 
@@ -99,6 +110,27 @@ class PassInput:
     final_groups: dict[str, str] = field(default_factory=dict)  # group name → final scope
     batch_size: int = 2000  # the largest batch; batches adapt to last about BATCH_SECONDS
     close_reason: str | None = None  # set: do not attempt, skip the rest with this reason
+    # `pacing.shards` > 1: the workflow runs shards 0..shards-1 of round 0 at once, then
+    # the whole pass (shard None), which finds round 0 done and works the retry rounds.
+    shard: int | None = None
+    shards: int = 1
+
+    def check(self) -> None:
+        """Refuse a shard that is not one (a starter script's mistake): not retried."""
+        if not 1 <= self.shards <= MAX_SHARDS or (
+            self.shard is not None and not 0 <= self.shard < self.shards
+        ):
+            raise ApplicationError(
+                f"pass {self.pass_number}: shard {self.shard} of {self.shards} is not a shard"
+                f" (shards 1 to {MAX_SHARDS}, shard 0 to shards - 1)",
+                type="BadPassInput",
+                non_retryable=True,
+            )
+
+    def for_shard(self) -> PassInput:
+        """The input as one shard works it: its share of the pass's pacing."""
+        pacing = self.definition.pacing.shared(self.shards)
+        return replace(self, definition=self.definition.model_copy(update={"pacing": pacing}))
 
 
 @dataclass
@@ -119,7 +151,13 @@ class _Clock:
 
     In production that is the wall clock; under the time-skipping test server it is
     the skipped time, so windows and days agree with the workflow's.
+
+    It ticks once a millisecond: a pass asks the time several times per attempt, and
+    building a datetime (and a contact's local time) costs more than a fast attempt.
     """
+
+    #: The clock's resolution, in seconds.
+    TICK = 0.001
 
     def __init__(self) -> None:
         try:
@@ -128,9 +166,25 @@ class _Clock:
             origin = None
         self.origin = origin or datetime.now(UTC)
         self.started = time.monotonic()
+        self._tick = -1.0
+        self._now = self.origin
+        self._local: dict[ZoneInfo, datetime] = {}
 
     def now(self) -> datetime:
-        return self.origin + timedelta(seconds=time.monotonic() - self.started)
+        tick = time.monotonic()
+        if tick - self._tick >= self.TICK:
+            self._tick = tick
+            self._now = self.origin + timedelta(seconds=tick - self.started)
+            self._local.clear()
+        return self._now
+
+    def local(self, zone: ZoneInfo) -> datetime:
+        """Now on a zone's clock (the same tick as `now`)."""
+        now = self.now()
+        local = self._local.get(zone)
+        if local is None:
+            local = self._local[zone] = now.astimezone(zone)
+        return local
 
 
 class _Pacer:
@@ -161,6 +215,8 @@ class _BatchContext:
     try_number: int
     rows: list[AttemptRow]
     key_prefix: str  # of the stable attempt key: sub-campaign, day, pass
+    head: tuple[int, int, date, int]  # every row's sub-campaign, campaign, day, pass
+    channel: str
     template: string.Template | None
     subject: string.Template | None
     gate: BatchGate | None  # None: compliance checks off (benchmarks only)
@@ -168,6 +224,7 @@ class _BatchContext:
     stopping: asyncio.Event  # set on pause or stop: no new contact is started
     opted_out: list[int] = field(default_factory=list)  # device ids that replied STOP
     bounced: list[int] = field(default_factory=list)  # e-mail device ids that hard-bounced
+    leased: list[int] = field(default_factory=list)  # accounts this batch holds leases on
 
     @classmethod
     def of(
@@ -190,9 +247,31 @@ class _BatchContext:
             pacer=pacer,
             try_number=try_number,
             key_prefix=f"{params.sub_campaign_id}-{params.day:%Y%m%d}-{params.pass_number}-",
+            head=(params.sub_campaign_id, params.campaign_id, params.day, params.pass_number),
+            channel=definition.channel.value,
             template=string.Template(definition.template) if definition.template else None,
             subject=string.Template(definition.subject) if definition.subject else None,
         )
+
+
+@dataclass(slots=True)
+class _Leased:
+    """A batch's accounts leased, and what their checks read once leased."""
+
+    gate: BatchGate
+    claimed: set[int]
+    blocked: dict[int, SkipReason]  # reserved by a higher-priority campaign: not leased
+
+
+@dataclass(slots=True)
+class _Ahead:
+    """The batch after the one being worked: seqs (cursor, last], maybe leased already."""
+
+    cursor: int
+    last: int
+    batch: list[_Contact]
+    policy: ContactPolicy | None = None
+    leased: _Leased | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +315,7 @@ class PassActivities:
             return await self._run_pass(params)
 
     async def _run_pass(self, params: PassInput) -> PassCounts:
+        params.check()
         clock = _Clock()
         first = PassKey(params.sub_campaign_id, params.day, params.pass_number)
         async with driver_connection(self.engine) as connection:
@@ -245,21 +325,20 @@ class PassActivities:
                 hours = policy.hours_for(params.definition.channel.value, None)
                 opens = hours[0] if hours else None
             await self._freeze(params, clock, policy_opens=opens)
+            if params.shard is not None:  # one shard of round 0; the others run alongside
+                for part in await split_round(connection, first, params.shards, clock.now()):
+                    if part.shard == params.shard:
+                        await self._work(connection, part, params.for_shard(), clock)
+                return await count_pass(connection, first)
+            # The whole pass: first whatever its shards left (after a stop, or shards that
+            # could not finish), then round 0 as a whole, then the retry rounds.
+            if parts := await shards_of(connection, first):
+                for part in parts:
+                    await self._work(connection, part, params, clock)
+                await join_shards(connection, first)
             key = first
             while True:
-                await self._settle(connection, key, params, clock)
-                if params.close_reason:
-                    skipped = await skip_remaining(
-                        connection,
-                        key,
-                        campaign_id=params.campaign_id,
-                        channel=params.definition.channel.value,
-                        reason=params.close_reason,
-                        now=clock.now(),
-                    )
-                    _count(params, "skipped", params.close_reason, skipped)
-                else:
-                    await self._sweep(connection, key, params, clock)
+                await self._work(connection, key, params, clock)
                 if key.round >= params.definition.retries.per_device:
                     break
                 following = key.next_round()
@@ -274,9 +353,44 @@ class PassActivities:
             )
             return await count_pass(connection, first)
 
+    async def _work(
+        self, connection: asyncpg.Connection, key: PassKey, params: PassInput, clock: _Clock
+    ) -> None:
+        """Settle what a crash left in flight, then sweep the rest of the round (or of the
+        shard), or skip it all with the close reason."""
+        await self._settle(connection, key, params, clock)
+        if params.close_reason:
+            skipped = await skip_remaining(
+                connection,
+                key,
+                campaign_id=params.campaign_id,
+                channel=params.definition.channel.value,
+                reason=params.close_reason,
+                now=clock.now(),
+            )
+            _count(params, "skipped", params.close_reason, skipped)
+        else:
+            await self._sweep(connection, key, params, clock)
+
     async def _settle(
         self, connection: asyncpg.Connection, key: PassKey, params: PassInput, clock: _Clock
     ) -> None:
+        """Close the batch a crash left in flight. A provider that answers a repeated attempt
+        key from its record (no second call) lets the sweep simply work the batch again;
+        otherwise its contacts without a row are recorded `unknown`, never resent. Passes with
+        agents always settle `unknown`: a repeated live answer would take a second agent."""
+        provider = self.channels.for_channel(params.definition.channel)
+        if getattr(provider, "idempotent", False) and not params.definition.agents:
+            if await rewind_inflight(connection, key):
+                activity.logger.info(
+                    "pass %s try %s: the batch in flight at a crash is worked again; the"
+                    " provider answers attempts it already placed from its record",
+                    params.pass_number,
+                    key.round,
+                )
+            if self.checks:
+                await release(connection, _holder(key))
+            return
         unknown = await settle_inflight(
             connection,
             key,
@@ -324,8 +438,9 @@ class PassActivities:
             )
             if claimed is None:
                 return True
-            status = await connection.execute(
-                """
+            status = await _heartbeating(
+                connection.execute(
+                    """
                 WITH per_contact AS (
                   SELECT contact_id,
                          bool_or(try_number = $4 - 1 AND result = ANY($5::text[])) AS retry,
@@ -340,9 +455,10 @@ class PassActivities:
                 WHERE s.sub_campaign_id = $1 AND s.day = $2 AND s.pass_number = $3
                   AND s.round = $4 - 1 AND p.retry AND NOT p.ended
                 """,
-                *key.round_args,
-                sorted(RETRYABLE),
-                sorted(ENDS_CONTACT),
+                    *key.round_args,
+                    sorted(RETRYABLE),
+                    sorted(ENDS_CONTACT),
+                )
             )
             selected = int(status.split()[-1])
             await connection.execute(
@@ -409,9 +525,11 @@ class PassActivities:
             )
             if claimed.first() is None:
                 return  # frozen by an earlier try of this pass
-            inserted = await connection.execute(
-                insert(selections).from_select(
-                    ["sub_campaign_id", "day", "pass_number", "seq", "contact_id"], query
+            inserted = await _heartbeating(
+                connection.execute(
+                    insert(selections).from_select(
+                        ["sub_campaign_id", "day", "pass_number", "seq", "contact_id"], query
+                    )
                 )
             )
             await connection.execute(
@@ -428,53 +546,164 @@ class PassActivities:
     async def _sweep(
         self, connection: asyncpg.Connection, key: PassKey, params: PassInput, clock: _Clock
     ) -> None:
+        """Work the round from its cursor, batch by batch, with the stages overlapped.
+
+        While batch i is leased and attempted on `connection`, batch i+1 is read on a
+        second connection and batch i-1 is recorded on a third (one record at a time, in
+        order). Batch i is marked in flight before its first attempt and batch i-1's
+        record leaves that mark, so a crash leaves at most two batches `unknown`; each
+        record releases its own batch's leases only.
+        """
         state = await progress(connection, key)
         assert state is not None
         cursor, selected = state["cursor"], state["selected"]
         pacer = _Pacer(params.definition.pacing.per_minute)
-        resuming = cursor > 0
+        resuming = cursor > 0  # (a shard past the first always checks its first batch)
         final_codes = _final_codes(params)
         # Batches last about BATCH_SECONDS whatever the channel's speed, so a crash leaves
         # at most that much work `unknown` and a pause lands quickly.
         size = min(params.batch_size, max(params.definition.pacing.concurrency, 16))
         calls = await self._calls(connection, params)
-        while cursor < selected:
-            batch = await self._load(connection, key, params, cursor, size, resuming=resuming)
-            resuming = False
-            last = min(cursor + size, selected)  # seqs are dense: 1..selected
-            if not batch:
-                cursor = last
-                continue
-            policy = await load_policy(connection, params.campaign_id) if self.checks else None
-            opened = await self._opened(batch, params, clock, policy, cursor)
-            if len(opened) < len(batch):
-                batch, last = opened, opened[-1].seq
-            await mark_inflight(connection, key, last)
-            stopping = asyncio.Event()
-            work = asyncio.ensure_future(
-                self._work_batch(
-                    connection, batch, key, params, clock, pacer, stopping, cursor, policy, calls
-                )
-            )
-            began = time.monotonic()
+        async with contextlib.AsyncExitStack() as stack:
+            loads = records = connection
+            if selected - cursor > size:  # more than one batch: overlap the stages
+                loads = await stack.enter_async_context(driver_connection(self.engine))
+                records = await stack.enter_async_context(driver_connection(self.engine))
+            overlapped = loads is not connection
+            withdrawn: set[str] = set()  # addresses that replied STOP or bounced in this sweep
+            ahead: asyncio.Future[_Ahead] | None = None
+            # The last batch's record, and the one before it (each waits for its previous).
+            recording: asyncio.Future[None] | None = None
+            earlier: asyncio.Future[None] | None = None
             try:
-                context, handled = await asyncio.shield(work)
-            except asyncio.CancelledError:
-                # Pause or stop: finish the attempts in hand, record them, then stop.
-                stopping.set()
-                context, handled = await work
-                done_to = _handled_to(batch, handled, cursor)
-                await self._record(connection, key, params, context, done_to, final_codes)
-                activity.heartbeat(done_to)
-                raise
-            await self._record(connection, key, params, context, last, final_codes)
-            cursor = last
-            activity.heartbeat(cursor)
-            took = time.monotonic() - began
-            if took < BATCH_SECONDS / 2:
-                size = min(size * 2, params.batch_size)
-            elif took > BATCH_SECONDS * 2:
-                size = max(size // 2, params.definition.pacing.concurrency, 16)
+                while cursor < selected:
+                    if not overlapped and recording is not None:  # one connection: in turn
+                        await asyncio.shield(recording)
+                        recording = None
+                    read = await asyncio.shield(ahead) if ahead is not None else None
+                    ahead = None
+                    if read is None:
+                        n = min(size, selected - cursor)
+                        batch = await self._load(loads, key, params, cursor, n, resuming=resuming)
+                        read = _Ahead(cursor, cursor + n, batch)  # seqs are dense: 1..selected
+                    assert read.cursor == cursor  # read ahead from where this batch ends
+                    batch, last, policy, leased = read.batch, read.last, read.policy, read.leased
+                    resuming = False
+                    if not batch:
+                        cursor = last
+                        continue
+                    if leased is None:
+                        policy = (
+                            await load_policy(connection, params.campaign_id)
+                            if self.checks
+                            else None
+                        )
+                        opened = await self._opened(batch, params, clock, policy, cursor)
+                        if len(opened) < len(batch):
+                            batch, last = opened, opened[-1].seq
+                    if withdrawn:
+                        _withhold(batch, withdrawn)
+                    if earlier is not None:  # one batch recorded while the next is worked
+                        await asyncio.shield(earlier)
+                        earlier = None
+                    stopping = asyncio.Event()
+                    marking = asyncio.ensure_future(mark_inflight(connection, key, last))
+                    try:
+                        await asyncio.shield(marking)
+                    except asyncio.CancelledError:  # marked, maybe: record nothing, unmark
+                        await marking
+                        stopping.set()
+                    if overlapped and last < selected and not stopping.is_set():
+                        ahead = asyncio.ensure_future(
+                            self._read_ahead(
+                                loads, key, params, clock, last, min(size, selected - last), calls
+                            )
+                        )
+                    work = asyncio.ensure_future(
+                        self._work_batch(
+                            connection,
+                            batch,
+                            key,
+                            params,
+                            clock,
+                            pacer,
+                            stopping,
+                            cursor,
+                            policy,
+                            calls,
+                            leased,
+                        )
+                    )
+                    began = time.monotonic()
+                    try:
+                        context, handled = await asyncio.shield(work)
+                    except asyncio.CancelledError:
+                        stopping.set()
+                        context, handled = await work
+                    if stopping.is_set():
+                        # Pause or stop: the attempts in hand finished, record them (after the
+                        # batch before), then stop.
+                        if recording is not None:
+                            await asyncio.shield(recording)
+                        recording = None
+                        done_to = _handled_to(batch, handled, cursor)
+                        await self._record(connection, key, params, context, done_to, final_codes)
+                        raise asyncio.CancelledError
+                    took = time.monotonic() - began
+                    withdrawn |= _withdrawn(batch, context)
+                    # Scheduled at once (no await between the attempts and their record): a
+                    # pause arriving now still finds the batch recorded, in order.
+                    earlier, recording = (
+                        recording,
+                        asyncio.ensure_future(
+                            self._record_after(
+                                recording,
+                                records,
+                                key,
+                                params,
+                                context,
+                                last,
+                                final_codes,
+                                next_inflight=overlapped,
+                            )
+                        ),
+                    )
+                    cursor = last
+                    if took < BATCH_SECONDS / 2:
+                        size = min(size * 2, params.batch_size)
+                    elif took > BATCH_SECONDS * 2:
+                        size = max(size // 2, params.definition.pacing.concurrency, 16)
+            finally:
+                # Whatever ends the sweep, the batch being recorded is committed (or fails)
+                # before its connection goes back; a batch read ahead is given back.
+                if ahead is not None:
+                    await asyncio.wait([ahead])
+                    unused = None
+                    if not ahead.cancelled() and ahead.exception() is None:
+                        unused = ahead.result().leased
+                    if unused is not None:
+                        await release(loads, _holder(key), unused.claimed)
+                if recording is not None:
+                    await asyncio.shield(recording)
+
+    async def _record_after(
+        self,
+        previous: asyncio.Future[None] | None,
+        connection: asyncpg.Connection,
+        key: PassKey,
+        params: PassInput,
+        context: _BatchContext,
+        cursor: int,
+        final_codes: dict[str, list[tuple[str, str]]],
+        *,
+        next_inflight: bool,
+    ) -> None:
+        """Record a batch once the batch before it is recorded (cursors only move forward)."""
+        if previous is not None:
+            await previous
+        await self._record(
+            connection, key, params, context, cursor, final_codes, next_inflight=next_inflight
+        )
 
     async def _record(
         self,
@@ -484,11 +713,17 @@ class PassActivities:
         context: _BatchContext,
         cursor: int,
         final_codes: dict[str, list[tuple[str, str]]],
+        *,
+        next_inflight: bool = False,
     ) -> None:
         """The batch's rows, the cursor, what the results mean for every campaign (final
-        outcomes, STOP replies, hard bounces) and the leases' release: one transaction."""
+        outcomes, STOP replies, hard bounces) and the leases' release: one transaction.
+
+        `next_inflight`: the next batch is being worked meanwhile; its in-flight mark and
+        its leases stay. The cursor's row is updated last: a mark of the next batch waits
+        on its lock only for the commit.
+        """
         async with connection.transaction():
-            await record_batch(connection, key, context.rows, cursor)
             if context.gate is not None:
                 await record_consequences(
                     connection,
@@ -500,9 +735,13 @@ class PassActivities:
                     opted_out=context.opted_out,
                     bounced=context.bounced,
                 )
-                await release(connection, _holder(key))
+                await release(connection, _holder(key), context.leased)
+            await record_batch(
+                connection, key, context.rows, cursor, keep_later_inflight=next_inflight
+            )
         if (counted := metrics.current()) is not None:
             counted.recorded(context.rows)  # committed: count them once
+        activity.heartbeat(cursor)
 
     async def _work_batch(
         self,
@@ -516,9 +755,11 @@ class PassActivities:
         cursor: int,
         policy: ContactPolicy | None,
         calls: _Calls | None,
+        leased: _Leased | None = None,
     ) -> tuple[_BatchContext, set[int]]:
-        """Lease the batch's accounts and attempt them; accounts another pass holds are
-        tried again as their leases free up (for up to LEASE_WAIT), then skipped `leased`.
+        """Lease the batch's accounts (unless `leased` ahead) and attempt them; accounts
+        another pass holds are tried again as their leases free up (for up to LEASE_WAIT),
+        then skipped `leased`.
 
         Returns the batch's context (rows and consequences) and the seqs handled.
         """
@@ -528,19 +769,13 @@ class PassActivities:
             )
             handled = await self._attempt_batch(batch, params, clock, context, stopping, cursor)
             return context, handled
-        ids = [c.contact_id for c in batch]
-        blocked: dict[int, SkipReason] = {}
-        if policy.enforces_caps:
-            reserved = await reserved_by_priority(connection, params.campaign_id, ids)
-            blocked = dict.fromkeys(reserved, SkipReason.RESERVED)
+        if leased is None:
+            leased = await self._lease(connection, batch, key, params, clock, policy, calls)
+        gate, claimed, blocked = leased.gate, leased.claimed, leased.blocked
         holder = _holder(key)
-        claimed = await claim(connection, holder, [i for i in ids if i not in blocked])
         agent_day = (params.sub_campaign_id, params.day) if calls else None
-        gate = await BatchGate.open(
-            connection, policy, params.campaign_id, claimed, clock.now(), agent_day
-        )
-        gate.blocked.update(blocked)
         context = _BatchContext.of(params, self.channels, pacer, key.round, gate, calls, stopping)
+        context.leased.extend(claimed)
         ready = [c for c in batch if c.contact_id in claimed or c.contact_id in blocked]
         waiting = [c for c in batch if c.contact_id not in claimed and c.contact_id not in blocked]
         handled = await self._attempt_batch(ready, params, clock, context, stopping, cursor)
@@ -556,6 +791,7 @@ class PassActivities:
                 claimed = await claim(connection, holder, [c.contact_id for c in waiting])
                 if not claimed:
                     continue
+                context.leased.extend(claimed)
                 gate.add(
                     await BatchGate.open(
                         connection, policy, params.campaign_id, claimed, clock.now(), agent_day
@@ -565,6 +801,56 @@ class PassActivities:
             waiting = [c for c in waiting if c.contact_id not in claimed]
             handled |= await self._attempt_batch(ready, params, clock, context, stopping, cursor)
         return context, handled
+
+    async def _lease(
+        self,
+        connection: asyncpg.Connection,
+        batch: list[_Contact],
+        key: PassKey,
+        params: PassInput,
+        clock: _Clock,
+        policy: ContactPolicy,
+        calls: _Calls | None,
+    ) -> _Leased:
+        """Leave accounts a higher-priority campaign reserves, lease the others nobody
+        holds, and read what their checks need (final outcomes, recent attempts)."""
+        ids = [c.contact_id for c in batch]
+        blocked: dict[int, SkipReason] = {}
+        if policy.enforces_caps:
+            reserved = await reserved_by_priority(connection, params.campaign_id, ids)
+            blocked = dict.fromkeys(reserved, SkipReason.RESERVED)
+        claimed = await claim(connection, _holder(key), [i for i in ids if i not in blocked])
+        agent_day = (params.sub_campaign_id, params.day) if calls else None
+        gate = await BatchGate.open(
+            connection, policy, params.campaign_id, claimed, clock.now(), agent_day
+        )
+        gate.blocked.update(blocked)
+        return _Leased(gate, claimed, blocked)
+
+    async def _read_ahead(
+        self,
+        connection: asyncpg.Connection,
+        key: PassKey,
+        params: PassInput,
+        clock: _Clock,
+        cursor: int,
+        size: int,
+        calls: _Calls | None,
+    ) -> _Ahead:
+        """The next batch, read while this one is worked; leased too when every window
+        of it is open now (else the sweep waits for them first, and leases after)."""
+        batch = await self._load(connection, key, params, cursor, size, resuming=False)
+        ahead = _Ahead(cursor, cursor + size, batch)
+        if batch and self.checks:
+            policy = await load_policy(connection, params.campaign_id)
+            if len(await self._opened(batch, params, clock, policy, cursor, wait=False)) == len(
+                batch
+            ):
+                ahead.policy = policy
+                ahead.leased = await self._lease(
+                    connection, batch, key, params, clock, policy, calls
+                )
+        return ahead
 
     async def _load(
         self,
@@ -641,9 +927,10 @@ class PassActivities:
                 await connection.fetchval(
                     "SELECT coalesce(array_agg(contact_id), '{}') FROM attempts"
                     " WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3"
-                    " AND contact_id = ANY($4::bigint[])",
+                    " AND contact_id = ANY($4::bigint[]) AND try_number = $5",
                     *key.args,
                     [c.contact_id for c in batch],
+                    key.round,  # this round's rows: every contact of a retry round has others
                 )
             )
             batch = [c for c in batch if c.contact_id not in done]
@@ -697,8 +984,11 @@ class PassActivities:
         clock: _Clock,
         policy: ContactPolicy | None,
         cursor: int,
+        *,
+        wait: bool = True,
     ) -> list[_Contact]:
-        """The batch's leading contacts whose windows are open, after waiting for the first.
+        """The batch's leading contacts whose windows are open, after waiting for the first
+        (`wait=False`: those open now, maybe none).
 
         The selection is ordered by window opening, so a pass that starts when the
         first zone opens works the later zones as their windows open. The wait comes
@@ -716,16 +1006,21 @@ class PassActivities:
                 by_state[contact.state] = policy.hours_for(channel, contact.state)
             return by_state[contact.state]
 
-        await self._window_open(
-            batch[0], params, clock, asyncio.Event(), cursor, hours=hours(batch[0])
-        )
+        if wait:
+            await self._window_open(
+                batch[0], params, clock, asyncio.Event(), cursor, hours=hours(batch[0])
+            )
         now = clock.now()
-        opened: list[_Contact] = []
-        for contact in batch:
-            if self._opens_at(contact, params, now, hours(contact)) > now:
-                break
-            opened.append(contact)
-        return opened
+        opening: dict[tuple[ZoneInfo, str | None], datetime] = {}  # by the contact's zone, state
+        for n, contact in enumerate(batch):
+            at = opening.get((contact.zone, contact.state))
+            if at is None:
+                at = opening[contact.zone, contact.state] = self._opens_at(
+                    contact, params, now, hours(contact)
+                )
+            if at > now:
+                return batch[:n]
+        return batch
 
     def _opens_at(
         self,
@@ -769,40 +1064,51 @@ class PassActivities:
     async def _attempt_contact(
         self, contact: _Contact, params: PassInput, clock: _Clock, context: _BatchContext
     ) -> list[AttemptRow]:
+        """One contact: the checks, then its devices in order until one reaches someone.
+
+        The hot path of a pass (once per contact): the batch's shared values come from
+        `context`, times from the ticking clock.
+        """
         definition = params.definition
         try_number = context.try_number
-        now = clock.now()
-        base = (
-            params.sub_campaign_id,
-            params.campaign_id,
-            params.day,
-            params.pass_number,
-            contact.contact_id,
-        )
-        channel = definition.channel.value
-
-        def skip(reason: str) -> list[AttemptRow]:
-            return [(*base, 0, try_number, channel, "skipped", str(reason), now)]
-
+        contact_id = contact.contact_id
+        channel = context.channel
         gate = context.gate
+        reason: str | None = None
         if contact.suppressed:
-            return skip(SkipReason.SUPPRESSED)
-        if not contact.consented:
-            return skip(SkipReason.NO_CONSENT)
-        if gate is not None and contact.contact_id in gate.blocked:
-            return skip(gate.blocked[contact.contact_id])
-        if not contact.devices:
-            if contact.suppressed_devices:
-                return skip(SkipReason.SUPPRESSED)
-            return skip(SkipReason.NO_ELIGIBLE_DEVICE)
-        local = now.astimezone(contact.zone)
-        window = definition.window
-        if window is not None:
-            clock_time = now.astimezone(self._window_zone(contact, params)).time()
-            if not (window.start <= clock_time < window.end):
-                return skip(SkipReason.OUTSIDE_WINDOW)
-        if gate is not None and (closed := gate.closed(channel, contact.state, local)):
-            return skip(closed)
+            reason = SkipReason.SUPPRESSED
+        elif not contact.consented:
+            reason = SkipReason.NO_CONSENT
+        elif gate is not None and contact_id in gate.blocked:
+            reason = gate.blocked[contact_id]
+        elif not contact.devices:
+            reason = (
+                SkipReason.SUPPRESSED
+                if contact.suppressed_devices
+                else SkipReason.NO_ELIGIBLE_DEVICE
+            )
+        else:
+            local = clock.local(contact.zone)
+            window = definition.window
+            if window is not None:
+                clock_time = clock.local(self._window_zone(contact, params)).time()
+                if not (window.start <= clock_time < window.end):
+                    reason = SkipReason.OUTSIDE_WINDOW
+            if reason is None and gate is not None:
+                reason = gate.closed(channel, contact.state, local)
+        if reason is not None:
+            return [
+                (
+                    *context.head,
+                    contact_id,
+                    0,
+                    try_number,
+                    channel,
+                    "skipped",
+                    str(reason),
+                    clock.now(),
+                )
+            ]
         message = subject = None
         if context.template:
             message = context.template.safe_substitute(contact.attributes)
@@ -810,11 +1116,11 @@ class PassActivities:
             subject = context.subject.safe_substitute(contact.attributes)
         rows: list[AttemptRow] = []
         held_by: str | None = None
+        provider = context.provider
         for device_id, kind, address in contact.devices:
             if gate is not None:
-                at = clock.now()
                 held_by = gate.blocking(
-                    contact.contact_id, channel, address, at, contact.zone, contact.state
+                    contact_id, channel, address, clock.now(), contact.zone, contact.state
                 )
                 if held_by is not None:
                     if gate.per_device(held_by):
@@ -823,8 +1129,8 @@ class PassActivities:
             if context.pacer.interval:
                 await context.pacer.wait()
             request = AttemptRequest(
-                attempt_key=f"{context.key_prefix}{contact.contact_id}-{device_id}-{try_number}",
-                contact_id=contact.contact_id,
+                attempt_key=f"{context.key_prefix}{contact_id}-{device_id}-{try_number}",
+                contact_id=contact_id,
                 device_id=device_id,
                 try_number=try_number,
                 device_kind=kind,
@@ -834,20 +1140,31 @@ class PassActivities:
                 message=message,
                 subject=subject,
             )
-            result = await self._call(context, request, params, first=not rows)
+            if context.calls is None:  # no agents: straight to the provider (_call's first half)
+                try:
+                    result = (await provider.attempt(request)).result
+                except ConnectionError:
+                    result = (await self._send_after_outage(provider, request)).result
+            else:
+                result = await self._call(context, request, params, first=not rows)
             at = clock.now()
-            rows.append((*base, device_id, try_number, channel, result, None, at))
-            if gate is not None:
-                gate.attempted(contact.contact_id, at, channel, address, result)
-                if result == "opted_out":
+            rows.append(
+                (*context.head, contact_id, device_id, try_number, channel, result, None, at)
+            )
+            if result not in NEXT_DEVICE:  # the contact is done: no later check to count for
+                if result == "opted_out" and gate is not None:
                     context.opted_out.append(device_id)
-                elif result == "bounced":
+                return rows
+            if gate is not None:  # the next device's cap check counts this attempt
+                gate.attempted(contact_id, at, channel, address, result)
+                if result == "bounced":
                     context.bounced.append(device_id)
-            if result not in NEXT_DEVICE:
-                held_by = None
-                break
         if held_by is not None:  # a cap stopped the devices: say which
-            rows.extend(skip(gate.reason(held_by)))  # type: ignore[union-attr]
+            assert gate is not None
+            reason = gate.reason(held_by)
+            rows.append(
+                (*context.head, contact_id, 0, try_number, channel, "skipped", reason, clock.now())
+            )
         return rows
 
     async def _call(
@@ -935,8 +1252,10 @@ class _NotStarted(Exception):
 
 
 def _holder(key: PassKey) -> str:
-    """The lease holder's name: one pass round, whichever worker runs it."""
-    return f"{key.sub_campaign_id}:{key.day:%Y%m%d}:{key.pass_number}:{key.round}"
+    """The lease holder's name: one pass round (or one shard of it), whichever worker runs
+    it; a shard releasing its batch's leases leaves the other shards' leases alone."""
+    holder = f"{key.sub_campaign_id}:{key.day:%Y%m%d}:{key.pass_number}:{key.round}"
+    return f"{holder}:s{key.shard}" if isinstance(key, ShardKey) else holder
 
 
 def _count(params: PassInput, result: str, reason: str | None, n: int) -> None:
@@ -954,6 +1273,40 @@ def _handled_to(batch: list[_Contact], handled: set[int], cursor: int) -> int:
             break
         done_to = contact.seq
     return done_to
+
+
+async def _heartbeating(statement: Awaitable[_T]) -> _T:
+    """Await a long statement (freezing a large selection) heartbeating meanwhile: a
+    1,000,000-contact freeze outlasts the heartbeat timeout, which took it for a dead
+    worker and started it over. Cancelled with the activity."""
+    task = asyncio.ensure_future(statement)
+    try:
+        while True:
+            done, _ = await asyncio.wait([task], timeout=HEARTBEAT_SECONDS)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+
+
+def _withdrawn(batch: list[_Contact], context: _BatchContext) -> set[str]:
+    """The addresses of the devices that replied STOP or hard-bounced in this batch."""
+    gone = set(context.opted_out) | set(context.bounced)
+    if not gone:
+        return set()
+    return {address for c in batch for device_id, _, address in c.devices if device_id in gone}
+
+
+def _withhold(batch: list[_Contact], withdrawn: set[str]) -> None:
+    """Leave out devices whose address this sweep saw reply STOP or bounce: a batch read
+    ahead was read before those suppressions were recorded."""
+    for contact in batch:
+        kept = [d for d in contact.devices if d[2] not in withdrawn]
+        if len(kept) < len(contact.devices):
+            contact.suppressed_devices += len(contact.devices) - len(kept)
+            contact.devices = kept
 
 
 def _final_codes(params: PassInput) -> dict[str, list[tuple[str, str]]]:

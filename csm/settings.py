@@ -60,7 +60,21 @@ class Settings(BaseSettings):
 
     simulator_seed: int = Field(1, description="seed of the voice/SMS simulator")
     simulator_latency_ms: float = Field(0.0, description="simulated latency per attempt")
+    simulator_journal: Path | None = Field(
+        None,
+        description="file where the simulated carrier records each attempt it places; set, "
+        "it answers a repeated attempt key from the record (an idempotent provider)",
+    )
+    simulator_evening_from_hour: int = Field(
+        17, ge=0, le=24, description="local hour from which voice answers follow evening odds"
+    )
     email_connections: int = Field(10, description="SMTP connections reused per worker")
+    max_concurrent_activities: int | None = Field(
+        None,
+        ge=1,
+        description="activities one worker process runs at once (unset: the SDK's default); "
+        "1 puts each shard of a sharded pass on its own worker process",
+    )
 
     metrics_address: str = Field(
         "127.0.0.1:9464",

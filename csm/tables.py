@@ -252,6 +252,31 @@ class PassProgress(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
+class PassShard(SQLModel, table=True):
+    """One part of a sharded pass's first sweep (`pacing.shards`): round 0's seqs
+    (lo, selected], worked by its own activity with its own cursor and batch in flight.
+
+    Shaped like a pass_progress row so the ledger records a shard's batches and settles
+    its batch in flight with the same statements; a crash of one shard resumes at its
+    own cursor and settles only its own batch. Once every shard is through, round 0's
+    pass_progress cursor moves to its end.
+    """
+
+    __tablename__ = "pass_shards"
+
+    sub_campaign_id: int = Field(sa_column=Column(Integer, primary_key=True))
+    day: date = Field(primary_key=True)
+    pass_number: int = Field(sa_column=Column(SmallInteger, primary_key=True))
+    shard: int = Field(sa_column=Column(SmallInteger, primary_key=True))
+    lo: int  # the seq just before the shard's first
+    selected: int  # the shard's last seq
+    cursor: int  # seq of the shard's last contact whose attempts are recorded
+    inflight_to: int | None = None
+    started_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    finished: bool = False
+    updated_at: datetime = _created()
+
+
 class Suppression(SQLModel, table=True):
     """Do not contact: an account (by account key, so it holds for accounts imported later),
     a phone number or an e-mail address, in one campaign or (campaign NULL) in all.

@@ -2,6 +2,7 @@
 compatible change of the workflow; commit the new file):
 
     python -m tests.capture_history tests/histories/subcampaign_three_passes.json
+    python -m tests.capture_history tests/histories/subcampaign_sharded_pass.json sharded
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tests.test_subcampaign_e2e import STRATEGY
 from worker import build_worker
 
 
-async def capture(target: Path) -> None:
+async def capture(target: Path, strategy: str = STRATEGY) -> None:
     async with fresh_database(None) as url, smtp_sink() as (port, _):
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(),
@@ -36,7 +37,7 @@ async def capture(target: Path) -> None:
             settings = Settings(
                 database_url=url, smtp_host="127.0.0.1", smtp_port=port, _env_file=None
             )
-            campaign, list_name = await campaign_with_list(engine, STRATEGY, contacts=40)
+            campaign, list_name = await campaign_with_list(engine, strategy, contacts=40)
             queue = f"capture-{uuid.uuid4().hex[:6]}"
             async with build_worker(env.client, settings, engine=engine, task_queue=queue):
                 launched = await start_sub_campaign(
@@ -52,4 +53,9 @@ async def capture(target: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(capture(Path(sys.argv[1])))
+    if sys.argv[2:] == ["sharded"]:  # a pass in 2 shards, then its retry round
+        from tests.test_shards import STRATEGY as SHARDED
+
+        asyncio.run(capture(Path(sys.argv[1]), SHARDED))
+    else:
+        asyncio.run(capture(Path(sys.argv[1])))

@@ -1,4 +1,4 @@
-"""The per-pass totals the ledger's trigger keeps equal a count of the ledger itself."""
+"""The per-pass totals every ledger write adds to equal a count of the ledger itself."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from csm.campaigns import create_campaign
 from csm.compliance.store import set_policy
 from csm.database import driver_connection
-from csm.ledger import PassKey, count_pass, skip_remaining
+from csm.ledger import (
+    PassKey,
+    count_pass,
+    mark_inflight,
+    record_batch,
+    settle_inflight,
+    skip_remaining,
+)
 from csm.schedule import campaign_day
 from csm.strategy import load_strategy
 from csm.subcampaigns import register_sub_campaign
@@ -87,7 +94,7 @@ async def test_totals_match_the_ledger_after_retries_caps_and_a_stop(engine: Asy
 
 
 async def test_rows_written_by_sql_are_counted_too(engine: AsyncEngine) -> None:
-    """A stop closes the rest of a pass with one INSERT … SELECT: the trigger counts it."""
+    """A stop closes the rest of a pass with one INSERT … SELECT: its totals go with it."""
     list_name, campaign = unique("stop-totals"), unique("stop-totals")
     await create_synthetic_list(engine, list_name, contacts=50, seed=32)
     strategy = load_strategy(STRATEGY)
@@ -122,3 +129,63 @@ async def test_rows_written_by_sql_are_counted_too(engine: AsyncEngine) -> None:
     assert closed == 50
     assert counts.skip_reasons == {"stopped": 50}
     assert (counts.attempted, counts.skipped) == (0, 50)
+
+
+async def test_a_batch_a_crash_settles_and_a_stop_add_up(engine: AsyncEngine) -> None:
+    """Recorded batch (attempts, a cap's skip after them, plain skips), then a crash's batch
+    in flight settled `unknown`, then the rest skipped: each write keeps the totals exact."""
+    list_name, campaign = unique("crash-totals"), unique("crash-totals")
+    await create_synthetic_list(engine, list_name, contacts=50, seed=33)
+    strategy = load_strategy(STRATEGY)
+    await create_campaign(engine, campaign, strategy, STRATEGY)
+    sub = await register_sub_campaign(engine, campaign=campaign, list_name=list_name)
+    day = campaign_day(datetime.now(UTC), strategy.timezone)
+    key = PassKey(sub.id, day, 1)
+    now = datetime.now(UTC)
+    async with driver_connection(engine) as connection:
+        await connection.execute(
+            "INSERT INTO pass_progress (sub_campaign_id, day, pass_number, round, selected,"
+            " cursor, finished, updated_at) VALUES ($1, $2, 1, 0, 50, 0, false, now())",
+            sub.id,
+            day,
+        )
+        ids = [
+            r[0]
+            for r in await connection.fetch(
+                "INSERT INTO pass_selections (sub_campaign_id, day, pass_number, round, seq,"
+                " contact_id) SELECT $1, $2, 1, 0, row_number() OVER (ORDER BY contact_id),"
+                " contact_id FROM list_members WHERE list_id = $3 RETURNING contact_id",
+                sub.id,
+                day,
+                sub.list_id,
+            )
+        ]
+        ids.sort()
+        base = (sub.id, sub.campaign_id, day, 1)
+        rows = []
+        for n, contact_id in enumerate(ids[:20]):
+            if n % 5 == 0:  # skipped before any device
+                rows.append((*base, contact_id, 0, 0, "voice", "skipped", "no_consent", now))
+                continue
+            rows.append((*base, contact_id, n, 0, "voice", "busy", None, now))
+            if n % 3 == 0:  # then a cap held the next device
+                rows.append((*base, contact_id, 0, 0, "voice", "skipped", "capped:two", now))
+            else:
+                rows.append(
+                    (*base, contact_id, n + 1000, 0, "voice", "delivered_machine", None, now)
+                )
+        await record_batch(connection, key, rows, 20)
+        await mark_inflight(connection, key, 40)
+        settled = await settle_inflight(
+            connection, key, campaign_id=sub.campaign_id, channel="voice", now=now
+        )
+        closed = await skip_remaining(
+            connection, key, campaign_id=sub.campaign_id, channel="voice", reason="stopped", now=now
+        )
+        counts = await count_pass(connection, key)
+    assert (settled, closed) == (20, 10)
+    results, reasons, attempted, skipped = await _reference(engine, key)
+    assert counts.results == results
+    assert counts.skip_reasons == reasons == {"no_consent": 4, "capped:two": 5, "stopped": 10}
+    assert counts.unknown == 20
+    assert (counts.attempted, counts.skipped) == (attempted, skipped) == (36, 14)

@@ -3,13 +3,21 @@
 Outcomes are drawn from configurable distributions per device kind and local
 hour, deterministically from (seed, contact, device, try), so tests can ask
 the simulator what a given attempt will return.
+
+With a journal the simulated carrier behaves like a provider that honours
+idempotency keys: it writes each attempt it places to an append-only file
+before answering, and an attempt whose key it has seen (from any worker, before
+any crash) gets the recorded answer without being placed again. A pass can then
+re-work the batch a crash left in flight instead of recording it `unknown`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from csm.channels.base import AttemptOutcome, AttemptRequest
 from csm.vocabulary import Channel
@@ -105,6 +113,7 @@ class SimulatorConfig:
     evening_from_hour: int = 17
     sms: Distribution = SMS
     dialer: Distribution = DIALER
+    journal: Path | None = None  # set: idempotent by attempt key, across processes and crashes
 
 
 class SimulatedCarrier:
@@ -112,6 +121,13 @@ class SimulatedCarrier:
 
     def __init__(self, config: SimulatorConfig | None = None):
         self.config = config or SimulatorConfig()
+        self._journal: int | None = None  # file descriptor, opened on first use
+        self._placed: dict[str, str] = {}  # attempt key → result, as the journal records them
+
+    @property
+    def idempotent(self) -> bool:
+        """True when a repeated attempt key is answered from the record, not placed again."""
+        return self.config.journal is not None
 
     def outcome_for(self, request: AttemptRequest) -> str:
         """The result this attempt gets: a pure function of seed, contact, device, try and hour."""
@@ -135,9 +151,47 @@ class SimulatedCarrier:
         return _draw(table.get(request.device_kind, table["landline"]), roll)
 
     async def attempt(self, request: AttemptRequest) -> AttemptOutcome:
+        if self.config.journal is not None:
+            return await self._attempt_once(request)
         if self.config.latency_seconds:
             await asyncio.sleep(self.config.latency_seconds)
         return AttemptOutcome(self.outcome_for(request))
 
+    async def _attempt_once(self, request: AttemptRequest) -> AttemptOutcome:
+        journal = self._journal if self._journal is not None else self._open_journal()
+        known = self._placed.get(request.attempt_key)
+        if known is not None:
+            return AttemptOutcome(known, "repeat")
+        if self.config.latency_seconds:
+            await asyncio.sleep(self.config.latency_seconds)
+        known = self._placed.get(request.attempt_key)  # placed by a concurrent call meanwhile
+        if known is not None:
+            return AttemptOutcome(known, "repeat")
+        result = self.outcome_for(request)
+        # One write(2) of a short line with O_APPEND: whole in the file even if the process is
+        # killed right after, and never interleaved with another process's line.
+        os.write(journal, f"{request.attempt_key}\t{result}\n".encode())
+        self._placed[request.attempt_key] = result
+        return AttemptOutcome(result)
+
+    def _open_journal(self) -> int:
+        """Open the journal for appending and learn every attempt it records."""
+        path = self.config.journal
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._journal = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with path.open() as lines:
+            for line in lines:
+                key, _, result = line.rstrip("\n").partition("\t")
+                if result:
+                    self._placed[key] = result
+        return self._journal
+
+    def placed(self) -> dict[str, str]:
+        """The journal as the carrier knows it: attempt key → result."""
+        return dict(self._placed)
+
     async def close(self) -> None:
-        return None
+        if self._journal is not None:
+            os.close(self._journal)
+            self._journal = None

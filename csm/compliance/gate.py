@@ -61,25 +61,40 @@ async def claim(
     return {row[0] for row in rows}
 
 
-async def release(connection: asyncpg.Connection, holder: str) -> None:
-    """Give back every lease this holder has (the batch is recorded, or settled)."""
-    await connection.execute("DELETE FROM contact_leases WHERE holder = $1", holder)
+async def release(
+    connection: asyncpg.Connection, holder: str, contact_ids: Collection[int] | None = None
+) -> None:
+    """Give back this holder's leases of `contact_ids` (a recorded batch: the next batch,
+    leased meanwhile, keeps its own), or every lease it has (a crash settled)."""
+    if contact_ids is None:
+        await connection.execute("DELETE FROM contact_leases WHERE holder = $1", holder)
+    elif contact_ids:
+        await connection.execute(
+            "DELETE FROM contact_leases WHERE holder = $1 AND contact_id = ANY($2::bigint[])",
+            holder,
+            list(contact_ids),
+        )
 
 
 async def reserved_by_priority(
     connection: asyncpg.Connection, campaign_id: int, contact_ids: Sequence[int]
 ) -> set[int]:
-    """Accounts still ahead of the cursor of a running pass of a higher-priority campaign."""
+    """Accounts still ahead of the cursor of a running pass of a higher-priority campaign
+    (of its shard's cursor, when the pass's first sweep is sharded)."""
     rows = await connection.fetch(
         """
         SELECT DISTINCT s.contact_id
         FROM pass_selections s
         JOIN pass_progress p ON p.sub_campaign_id = s.sub_campaign_id AND p.day = s.day
           AND p.pass_number = s.pass_number AND p.round = s.round
+        LEFT JOIN pass_shards h ON s.round = 0 AND h.sub_campaign_id = s.sub_campaign_id
+          AND h.day = s.day AND h.pass_number = s.pass_number
+          AND s.seq > h.lo AND s.seq <= h.selected
         JOIN sub_campaigns sc ON sc.id = s.sub_campaign_id
         JOIN campaigns c ON c.id = sc.campaign_id
-        WHERE s.contact_id = ANY($1::bigint[]) AND s.seq > p.cursor AND NOT p.finished
-          AND p.updated_at > now() - $3::interval
+        WHERE s.contact_id = ANY($1::bigint[]) AND s.seq > coalesce(h.cursor, p.cursor)
+          AND NOT p.finished
+          AND coalesce(h.updated_at, p.updated_at) > now() - $3::interval
           AND c.priority > (SELECT priority FROM campaigns WHERE id = $2)
         """,
         list(contact_ids),
@@ -182,9 +197,14 @@ class BatchGate:
     _hours: dict[tuple[str, str | None], tuple[time, time] | None] = field(
         init=False, default_factory=dict
     )
+    _caps_on: bool = field(init=False)
+    #: No history, no block: every cap allows at least one attempt (no max of 0).
+    _first_is_free: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.rules = CapRules.of(self.policy)
+        self._caps_on = self.policy.enforces_caps
+        self._first_is_free = all(cap.max > 0 for cap in self.rules.caps)
 
     def hours(self, channel: str, state: str | None) -> tuple[time, time] | None:
         """The policy's hours for a channel and state, parsed once per batch."""
@@ -251,11 +271,14 @@ class BatchGate:
         state: str | None,
     ) -> str | None:
         """The cap (or conversation pause) that forbids attempting `device` now, if any."""
-        if not self.policy.enforces_caps:
+        if not self._caps_on:
             return None
+        history = self.history.get(contact_id)
+        if not history and self._first_is_free:
+            return None  # the common case in a pass: the checker would count nothing
         return blocking_rule(
             self.rules,
-            self.history.get(contact_id, ()),
+            history or (),
             channel=channel,
             device=device,
             at=at,
@@ -267,7 +290,7 @@ class BatchGate:
         self, contact_id: int, at: datetime, channel: str, device: str, result: str
     ) -> None:
         """Count an attempt the pass just made, for its next check of this account."""
-        if self.policy.enforces_caps and result not in NOT_ATTEMPTED_CODES:
+        if self._caps_on and result not in NOT_ATTEMPTED_CODES:
             self.history.setdefault(contact_id, []).append(PastAttempt(at, channel, device, result))
 
     def per_device(self, rule: str) -> bool:

@@ -52,6 +52,10 @@ CROSS_CHECKED = "cross_checked"
 #: day by day, and a bigger count would plan past the end of the calendar (year 9999).
 MAX_DAYS_TO_WAIT = 366
 
+#: The most shards one pass may be split into (`pacing.shards`): a pass's shards run as that
+#: many activities at once, each holding a database connection while it runs.
+MAX_SHARDS = 32
+
 
 class _Strict(BaseModel):
     """Unknown keys are errors: a misspelt optional key would otherwise mean its default."""
@@ -82,6 +86,10 @@ class Pacing(_Strict):
     Dialer passes are also paced by their free agents (csm.dialer): `mode`
     progressive dials one line per free agent, predictive adds lines as far as
     `abandon_limit` allows; a person answered waits up to `hold` for an agent.
+
+    `shards` splits the pass's first sweep into that many parts run at once, on
+    as many worker processes as there are: the limits above hold for the pass
+    as a whole, so each shard gets its share of `per_minute` and `concurrency`.
     """
 
     per_minute: PositiveInt | None = None
@@ -89,6 +97,29 @@ class Pacing(_Strict):
     mode: Literal["progressive", "predictive"] = "progressive"
     abandon_limit: Annotated[float, Field(gt=0, le=0.2)] = 0.03
     hold: Duration = timedelta(seconds=2)
+    shards: Annotated[PositiveInt, Field(le=MAX_SHARDS)] = 1
+
+    @model_validator(mode="after")
+    def _a_share_for_each_shard(self) -> Self:
+        for key in ("per_minute", "concurrency"):
+            value = getattr(self, key)
+            if value is not None and value < self.shards:
+                raise ValueError(
+                    f"pacing.{key} ({value}) is less than pacing.shards ({self.shards}): "
+                    f"each shard needs at least 1 of the pass's {key}"
+                )
+        return self
+
+    def shared(self, shards: int) -> Pacing:
+        """One shard's share of the pass's limits (rounded down: together never more)."""
+        if shards <= 1:
+            return self
+        return self.model_copy(
+            update={
+                "per_minute": self.per_minute // shards if self.per_minute else None,
+                "concurrency": max(self.concurrency // shards, 1),
+            }
+        )
 
     @field_validator("hold")
     @classmethod
@@ -162,6 +193,11 @@ class PassDefinition(_Strict):
         if dialing and self.channel is not Channel.DIALER:
             raise ValueError(
                 f"pacing.{dialing[0]} is for dialer passes, this is {_a(self.channel)} pass"
+            )
+        if self.pacing.shards > 1 and self.agent_group is not None:
+            raise ValueError(
+                "pacing.shards: a pass with agents is paced by its free agents and runs in "
+                "one piece: remove `shards` (or `agents`)"
             )
         if self.alongside and (self.after is not None or self.source == "previous"):
             raise ValueError(

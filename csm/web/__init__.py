@@ -2,6 +2,6 @@
 
 Server-rendered pages, live updates by server-sent events, no front-end build.
 Every page and API call needs the token from settings (CSM_WEB_TOKEN); every
-action is recorded with who did it. Reads come from the per-pass totals the
-ledger's trigger keeps, so a refresh costs a few small rows at any list size.
+action is recorded with who did it. Reads come from the per-pass totals every
+ledger write adds to, so a refresh costs a few small rows at any list size.
 """

@@ -168,6 +168,18 @@ CASES = [
         ("greater than 0",),
     ),
     BadStrategy(
+        "pacing_shards_beyond_the_limit",
+        second("pacing = { shards = 64, concurrency = 100 }"),
+        "pass 2 'evening texts': pacing.shards",
+        ("less than or equal to 32", "64"),
+    ),
+    BadStrategy(
+        "pacing_shards_without_a_share_each",
+        second("pacing = { shards = 4, per_minute = 2 }"),
+        "pass 2 'evening texts': pacing",
+        ("pacing.per_minute (2) is less than pacing.shards (4)",),
+    ),
+    BadStrategy(
         "predictive_mode_on_voice_pass",
         second('pacing = { mode = "predictive" }', name="evening calls", channel="voice"),
         "pass 2 'evening calls'",
