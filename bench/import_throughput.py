@@ -5,12 +5,15 @@ spellings, one e-mail, a ZIP code, a numeric balance), then measures:
 
 - parse: reading and validating every row in worker processes (no database);
 - import: the whole `import_list` into a new list (COPY to staging, upserts);
-- re-import: the same file again (every contact already known, nothing changes).
+- re-import: the same file again (every contact already known, nothing changes);
+- ceiling: in the same database, a bare COPY of the same file into a plain
+  table of text columns (no checks, no indexes, no upserts), and the ratio of
+  the first import's rows/s to it.
 
-Uses DATABASE_URL when set (a fresh database on that server, dropped after),
-else an embedded PostgreSQL.
+Progress goes to stderr while an import runs. Uses DATABASE_URL when set (a
+fresh database on that server, dropped after), else an embedded PostgreSQL.
 
-    python bench/import_throughput.py --rows 100000
+    python bench/import_throughput.py --rows 1000000
 """
 
 from __future__ import annotations
@@ -21,14 +24,19 @@ import contextlib
 import os
 import random
 import re
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import asyncpg
 
 from csm.database import engine_for
 from csm.lists import import_list
 from csm.lists.importer import CHUNK_BYTES, _plan, _Workers
 from csm.lists.reader import open_source
+from csm.settings import asyncpg_dsn
 from csm.testing.servers import fresh_database
 
 #: Area codes the US numbering plan assigns (phonenumbers accepts them as US numbers).
@@ -87,6 +95,49 @@ async def parse_only(path: Path, workers: int) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
+def progress_printer(label: str, rows: int) -> Callable[[str, int, int], None]:
+    """An `import_list` progress callback printing every tenth of the file to stderr."""
+    started = time.perf_counter()
+    shown = [-1]
+
+    def show(phase: str, done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if phase == "rows" and tenth > shown[0]:
+            shown[0] = tenth
+            took = time.perf_counter() - started
+            about = rows * done // max(total, 1)
+            print(
+                f"  {label}: {done / max(total, 1):4.0%} of the file, ~{about:,} rows"
+                f" in {took:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif phase == "commit" and done:
+            print(f"  {label}: committed", file=sys.stderr, flush=True)
+
+    return show
+
+
+async def bare_copy(url: str, path: Path) -> tuple[int, float]:
+    """The ceiling: COPY the CSV as it is into a plain unindexed table of text columns."""
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await connection.execute(
+            "CREATE TABLE bench_bare_copy (account text, wireless text, email text,"
+            " postal_code text, balance text)"
+        )
+        started = time.perf_counter()
+        async with connection.transaction():
+            status = await connection.copy_to_table(
+                "bench_bare_copy", source=path, format="csv", header=True
+            )
+        took = time.perf_counter() - started
+        await connection.execute("DROP TABLE bench_bare_copy")
+    finally:
+        await connection.close()
+    return int(status.split()[-1]), took
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -109,13 +160,36 @@ async def main() -> None:
         )
 
         async with fresh_database(os.environ.get("DATABASE_URL")) as url, engine_for(url) as engine:
+            rates = []
             for label in ("import (new list)", "re-import (all known)"):
-                report = await import_list(engine, path, "bench", workers=args.workers)
-                assert report.rejected == 0, report.first_rejects
-                print(
-                    f"{label}: {report.rows / report.seconds:,.0f} rows/s ({report.seconds:.2f}s;"
-                    f" imported {report.imported:,}, updated {report.updated:,})"
+                report = await import_list(
+                    engine,
+                    path,
+                    "bench",
+                    workers=args.workers,
+                    progress=progress_printer(label, args.rows),
                 )
+                assert report.rejected == 0, report.first_rejects
+                rates.append(report.rows / report.seconds)
+                print(
+                    f"{label}: {rates[-1]:,.0f} rows/s ({report.seconds:.2f}s;"
+                    f" imported {report.imported:,}, updated {report.updated:,})",
+                    flush=True,
+                )
+            copied, seconds = await bare_copy(url, path)
+            if copied != args.rows:
+                raise SystemExit(f"the bare COPY wrote {copied:,} rows of {args.rows:,}")
+            ceiling = copied / seconds
+            print(
+                f"ceiling, bare COPY of the file into a plain table: {ceiling:,.0f} rows/s"
+                f" ({seconds:.2f}s)",
+                flush=True,
+            )
+            print(
+                f"import (new list) / bare COPY: {rates[0]:,.0f} / {ceiling:,.0f} rows/s"
+                f" = {rates[0] / ceiling:.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

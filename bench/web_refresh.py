@@ -1,8 +1,8 @@
 """What one live update of the web page costs in database time, on a large sub-campaign.
 
 Builds a list of N contacts (default 1,000,000) and a pass that attempted all of
-them (one ledger row each, written in batches as a pass writes them, so the
-ledger's trigger keeps the pass totals), then times the reads one refresh of a
+them (one ledger row each, recorded in batches as a pass records them, each
+adding to the pass totals), then times the reads one refresh of a
 sub-campaign page makes (csm.web.data.live without the workflow query: pass
 counts, agent utilisation, strategy, actions) and the index page's query, next
 to a count straight from the ledger (what a refresh would cost without totals).
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from csm.campaigns import create_campaign
 from csm.database import create_engine, driver_connection
+from csm.ledger import PassKey, record_batch
 from csm.results import agent_utilisation, ledger_counts
 from csm.schedule import campaign_day
 from csm.strategy import load_strategy
@@ -81,18 +82,14 @@ async def run(contacts: int, repeats: int) -> None:
                     "SELECT contact_id FROM list_members WHERE list_id = $1 ORDER BY 1", sub.list_id
                 )
             ]
-            for start in range(0, len(ids), 2000):  # batches, as a pass writes them
-                await connection.execute(
-                    "INSERT INTO attempts (sub_campaign_id, campaign_id, day, pass_number,"
-                    " contact_id, device_id, try_number, channel, result, attempted_at)"
-                    " SELECT $1, $2, $3, 1, id, id, 0, 'voice', ($5::text[])[1 + id % 4], now()"
-                    " FROM unnest($4::bigint[]) AS id",
-                    sub.id,
-                    sub.campaign_id,
-                    day,
-                    ids[start : start + 2000],
-                    RESULTS,
-                )
+            key = PassKey(sub.id, day, 1)
+            now = datetime.now(UTC)
+            for start in range(0, len(ids), 2000):  # batches, as a pass records them (totals too)
+                rows = [
+                    (sub.id, sub.campaign_id, day, 1, i, i, 0, "voice", RESULTS[i % 4], None, now)
+                    for i in ids[start : start + 2000]
+                ]
+                await record_batch(connection, key, rows, contacts)
         print(f"{contacts:,} ledger rows in {time.perf_counter() - began:.1f}s", flush=True)
 
         async def refresh() -> None:

@@ -1,0 +1,52 @@
+"""Issue 8's benches at tiny sizes, each run as its own process like a developer runs it.
+
+They start their own servers (embedded PostgreSQL or DATABASE_URL, a dev server).
+Only that they run to the end and print their figures is checked, and for the
+history bench the claim itself: the event counts are the same at every size.
+No time is asserted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.bench_runner import refused, run_bench
+
+
+def test_workflow_per_contact_prints_both_designs_and_the_ratio() -> None:
+    out = run_bench("workflow_per_contact.py", "--contacts", "300", "--sample", "20")
+    assert re.search(r"ours, policy off: .* 300 contacts, .* contacts/s", out), out
+    assert re.search(r"ours, policy on: .* 300 contacts, .* contacts/s", out), out
+    assert re.search(r"theirs: 20 ContactJourney workflows .* contacts/s", out), out
+    assert re.search(r"ratio ours \(policy off\) / theirs: [\d,]+x", out), out
+    # The journeys did the same work as our pass: the same outcome function, the same rows.
+    agree, rows = map(int, re.search(r"fairness: (\d+) of the journeys' (\d+)", out).groups())
+    assert rows >= 20 and agree >= 0.9 * rows, out
+
+
+def test_history_events_are_the_same_at_every_size() -> None:
+    out = run_bench("history_events.py", "--sizes", "50,400")
+    counts = re.findall(
+        r"at ([\d,]+) contacts: day run with 1 pass (\d+), with 3 passes (\d+)", out
+    )
+    assert [size for size, _, _ in counts] == ["50", "400"], out
+    assert len({(one, three) for _, one, three in counts}) == 1, out
+    assert "flat across 50 / 400 contacts: yes" in out
+
+
+def test_history_events_refuses_bad_sizes() -> None:
+    assert "--sizes takes list sizes separated by commas" in refused(
+        "history_events.py", "--sizes", "1000,lots"
+    )
+
+
+def test_control_latency_prints_round_trips_and_pause_latencies() -> None:
+    out = run_bench(
+        "control_latency.py",
+        *("--updates", "10", "--repeats", "2", "--contacts", "500", "--settle", "0.5"),
+    )
+    assert re.search(r"amendment update round trip .* over 10: p50 [\d.]+ ms, p95", out), out
+    assert re.search(r"no-op workflow update round trip, same server over 10: p50", out), out
+    assert re.search(r"amendment / no-op update: p50 [\d.]+x", out), out
+    assert re.search(r"pause → last attempt \(attempted_at\) over 2: p50 -?[\d.]+ ms", out), out
+    assert re.search(r"pause → lifecycle update returned over 2: p50", out), out
