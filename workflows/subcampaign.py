@@ -234,14 +234,8 @@ class SubCampaignWorkflow:
         definition = current.definition
         if definition.pacing.shards > 1 and not await self._run_shards(current):
             return
-        handle = workflow.start_activity_method(
-            PassActivities.run_pass,
-            self._pass_input(current),
-            start_to_close_timeout=timedelta(hours=24),
-            heartbeat_timeout=timedelta(seconds=10),
-            retry_policy=PASS_RETRY,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"pass {current.number} · {definition.channel.value} · {definition.name}",
+        handle = self._start_pass(
+            current, f"pass {current.number} · {definition.channel.value} · {definition.name}"
         )
         await workflow.wait_condition(lambda: handle.done() or self.state != "running")
         if not handle.done():
@@ -251,19 +245,7 @@ class SubCampaignWorkflow:
         except ActivityError as err:
             if not isinstance(err.cause, CancelledError):
                 raise
-            if self.state == "paused":
-                current.status = PassStatus.PAUSED
-                self._publish()
-                return
-            current.counts = await workflow.execute_activity_method(
-                PassActivities.run_pass,
-                self._pass_input(current, close_reason="stopped"),
-                start_to_close_timeout=timedelta(minutes=30),
-                retry_policy=PASS_RETRY,
-                summary=f"pass {current.number} · close after stop",
-            )
-            current.status = PassStatus.STOPPED
-            self._publish()
+            await self._end_interrupted(current)
             return
         current.status = PassStatus.DONE
         self.last_pass_ended = workflow.now()
@@ -281,15 +263,11 @@ class SubCampaignWorkflow:
         definition = current.definition
         shards = definition.pacing.shards
         handles = [
-            workflow.start_activity_method(
-                PassActivities.run_pass,
-                self._pass_input(current, shard=shard),
-                start_to_close_timeout=timedelta(hours=24),
-                heartbeat_timeout=timedelta(seconds=10),
-                retry_policy=PASS_RETRY,
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                summary=f"pass {current.number} · shard {shard + 1} of {shards} · "
+            self._start_pass(
+                current,
+                f"pass {current.number} · shard {shard + 1} of {shards} · "
                 f"{definition.channel.value} · {definition.name}",
+                shard=shard,
             )
             for shard in range(shards)
         ]
@@ -307,10 +285,31 @@ class SubCampaignWorkflow:
                 raise outcome
         if not cancelled:
             return True
+        await self._end_interrupted(current)
+        return False
+
+    def _start_pass(
+        self, current: PlannedPass, summary: str, shard: int | None = None
+    ) -> workflow.ActivityHandle[PassCounts]:
+        """The pass's activity (or one shard of it): heartbeating, retried from its cursor,
+        and on cancellation waited for, so the batch in hand is recorded first."""
+        return workflow.start_activity_method(
+            PassActivities.run_pass,
+            self._pass_input(current, shard=shard),
+            start_to_close_timeout=timedelta(hours=24),
+            heartbeat_timeout=timedelta(seconds=10),
+            retry_policy=PASS_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=summary,
+        )
+
+    async def _end_interrupted(self, current: PlannedPass) -> None:
+        """After a pause or stop cancelled the pass: paused, it resumes later from its cursor;
+        stopped, the contacts it did not reach are closed with the skip reason `stopped`."""
         if self.state == "paused":
             current.status = PassStatus.PAUSED
             self._publish()
-            return False
+            return
         current.counts = await workflow.execute_activity_method(
             PassActivities.run_pass,
             self._pass_input(current, close_reason="stopped"),
@@ -320,7 +319,6 @@ class SubCampaignWorkflow:
         )
         current.status = PassStatus.STOPPED
         self._publish()
-        return False
 
     def _pass_input(
         self, current: PlannedPass, close_reason: str | None = None, shard: int | None = None
