@@ -1130,6 +1130,8 @@ class PassActivities:
                 await context.pacer.wait()
             request = AttemptRequest(
                 attempt_key=f"{context.key_prefix}{contact_id}-{device_id}-{try_number}",
+                day=params.day,
+                pass_number=params.pass_number,
                 contact_id=contact_id,
                 device_id=device_id,
                 try_number=try_number,

@@ -94,6 +94,8 @@ class JourneyActivities:
                     AttemptRequest(
                         attempt_key=f"{attempt.sub_campaign_id}-{attempt.day:%Y%m%d}-"
                         f"{attempt.pass_number}-{attempt.contact_id}-{attempt.device_id}-0",
+                        day=attempt.day,
+                        pass_number=attempt.pass_number,
                         contact_id=attempt.contact_id,
                         device_id=attempt.device_id,
                         try_number=0,

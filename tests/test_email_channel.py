@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
+from datetime import date
 from email.parser import BytesParser
 from email.policy import default
 
@@ -45,6 +46,8 @@ class Picky:
 def request(address: str, key: str) -> AttemptRequest:
     return AttemptRequest(
         attempt_key=key,
+        day=date(2026, 3, 2),
+        pass_number=1,
         contact_id=1,
         device_id=2,
         try_number=0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Protocol
 
 from csm.vocabulary import Channel
@@ -13,6 +14,8 @@ class AttemptRequest:
     """One try of one device. `address` is personal data: it never leaves the activity."""
 
     attempt_key: str  # stable across retries: sub-campaign, day, pass, contact, device, try
+    day: date  # the campaign day and pass of the key: a simulated world answers each
+    pass_number: int  # pass and day afresh (csm.channels.simulator)
     contact_id: int
     device_id: int
     try_number: int

@@ -1,8 +1,12 @@
 """A seeded simulator of carriers, phones, answering machines, people and agents.
 
 Outcomes are drawn from configurable distributions per device kind and local
-hour, deterministically from (seed, contact, device, try), so tests can ask
-the simulator what a given attempt will return.
+hour, deterministically from the seed and the attempt: its day, pass, contact,
+device, try and channel (the parts of the attempt key but the sub-campaign).
+Each attempt draws afresh, so a retry pass or the next day reaches some of the
+people an earlier pass missed, while the same attempt always draws the same
+result: tests can ask the simulator what a given attempt will return, and a
+batch worked again after a crash draws what it drew before.
 
 With a journal the simulated carrier behaves like a provider that honours
 idempotency keys: it writes each attempt it places to an append-only file
@@ -130,10 +134,19 @@ class SimulatedCarrier:
         return self.config.journal is not None
 
     def outcome_for(self, request: AttemptRequest) -> str:
-        """The result this attempt gets: a pure function of seed, contact, device, try and hour."""
+        """The result this attempt gets: a pure function of the seed, the attempt and its hour.
+
+        The attempt is its key's day, pass, contact, device and try (and the channel), so
+        each pass and each day draws afresh. The sub-campaign is left out on purpose: the
+        world answers the person, not the campaign, so two sub-campaigns working the same
+        list on the same day meet the same world (bench/workflow_per_contact.py compares
+        two designs row by row on it).
+        """
         config = self.config
         roll = _mix(
             config.seed,
+            request.day.toordinal(),
+            request.pass_number,
             request.contact_id,
             request.device_id,
             request.try_number,
