@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +42,23 @@ def test_demo_runs_end_to_end(stack_env: dict[str, str], tmp_path: Path) -> None
     assert landed, out
     assert f"e-mails: {len(landed)} landed in {mail_dir.resolve()}" in out
     assert "@example.com" in landed[0].read_text()
+
+    # The retry pass reaches some of the people the morning pass missed (the simulator
+    # draws each pass afresh), read from the ledger rather than from the table's layout.
+    workflow_id = re.search(r"sub-campaign started: workflow (\S+)", out)
+    assert workflow_id, out
+    summary = subprocess.run(
+        [*CSM, "results", workflow_id[1], "--summary", "--format", "json"],
+        env=stack_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert summary.returncode == 0, summary.stderr
+    retry = [row for row in json.loads(summary.stdout) if row["pass_number"] == 2]
+    assert retry, summary.stdout
+    assert any(row["result"] == "delivered_person" and row["contacts"] > 0 for row in retry)
 
 
 def _status(*passes: tuple[str, str]) -> SubCampaignStatus:

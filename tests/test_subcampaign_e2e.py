@@ -97,6 +97,13 @@ async def test_three_passes_complete_exactly(
             ),
             {"s": sub_id},
         )
+        reached_on_retry = await connection.scalar(
+            text(
+                "SELECT count(DISTINCT contact_id) FROM attempts WHERE sub_campaign_id = :s"
+                " AND pass_number = 2 AND result = 'delivered_person'"
+            ),
+            {"s": sub_id},
+        )
         retry_ok = await connection.scalar(
             text(
                 """SELECT count(*) FROM pass_selections s WHERE s.sub_campaign_id = :s
@@ -111,6 +118,8 @@ async def test_three_passes_complete_exactly(
     assert duplicates == 0
     assert retry_ok == 0  # source = previous: pass 2 chose only among pass 1's contacts
     assert 0 < selected[2] < 300
+    # The retry pass draws afresh, so it reaches some of those pass 1 did not.
+    assert 0 < reached_on_retry < selected[2]
     assert plan.passes[2].counts.results.get("success", 0) == emails_sent
     new_mail = messages(smtp[1])[before:]
     assert len(new_mail) == emails_sent > 0
