@@ -137,10 +137,10 @@ class SimulatedCarrier:
         """The result this attempt gets: a pure function of the seed, the attempt and its hour.
 
         The attempt is its key's day, pass, contact, device and try (and the channel), so
-        each pass and each day draws afresh. The sub-campaign is left out on purpose: the
-        world answers the person, not the campaign, so two sub-campaigns working the same
-        list on the same day meet the same world (bench/workflow_per_contact.py compares
-        two designs row by row on it).
+        each pass and each day draws afresh, and a batch worked again after a crash draws
+        what it drew before. The sub-campaign is left out on purpose: two sub-campaigns
+        working the same list in the same pass of a day meet the same world, which lets
+        bench/workflow_per_contact.py compare two designs row by row.
         """
         config = self.config
         roll = _mix(
