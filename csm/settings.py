@@ -15,12 +15,14 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from csm.states import STATE_ATTRIBUTE
+
 #: Search attributes the sub-campaign workflow keeps current (ids and codes only).
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "CsmCampaign": "Keyword",
     "CsmSubCampaign": "Keyword",
     "CsmDay": "Keyword",
-    "CsmState": "Keyword",
+    STATE_ATTRIBUTE: "Keyword",
 }
 
 EMBEDDED_DATABASE = "csm"
