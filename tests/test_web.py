@@ -159,6 +159,9 @@ async def test_watch_a_running_pass_amend_and_pause_from_the_page(
                 await page.wait_for_selector("#pass-1 .status.running", timeout=30_000)
             except Exception:
                 raise AssertionError(f"no running pass card: {problems}") from None
+            (session,) = [c for c in await page.context.cookies() if c["name"] == COOKIE]
+            assert session["httpOnly"] and session["sameSite"] == "Lax"
+            assert session["expires"] > 0  # it expires (12 h), not a cookie for ever
 
             attempted = page.locator('#pass-1 .value[data-label="attempted"]')
             first = int((await attempted.inner_text()).replace(",", ""))
