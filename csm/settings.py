@@ -15,12 +15,14 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from csm.states import STATE_ATTRIBUTE
+
 #: Search attributes the sub-campaign workflow keeps current (ids and codes only).
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "CsmCampaign": "Keyword",
     "CsmSubCampaign": "Keyword",
     "CsmDay": "Keyword",
-    "CsmState": "Keyword",
+    STATE_ATTRIBUTE: "Keyword",
 }
 
 EMBEDDED_DATABASE = "csm"
@@ -88,6 +90,9 @@ class Settings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="address `csm web` listens on")
     web_port: int = Field(8000, description="port of `csm web`")
+    web_session_hours: float = Field(
+        12.0, gt=0, description="how long a `csm web` sign-in lasts before it asks again"
+    )
 
     @property
     def temporal_port(self) -> int:

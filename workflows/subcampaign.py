@@ -33,11 +33,12 @@ with workflow.unsafe.imports_passed_through():
         parse_amendment,
     )
     from csm.plan import DayPlan, PassCounts, PassStatus, PlannedPass, window_span
+    from csm.states import state_key
 
 CAMPAIGN = SearchAttributeKey.for_keyword("CsmCampaign")
 SUB_CAMPAIGN = SearchAttributeKey.for_keyword("CsmSubCampaign")
 DAY = SearchAttributeKey.for_keyword("CsmDay")
-STATE = SearchAttributeKey.for_keyword("CsmState")
+STATE = state_key()
 
 #: A pass retried after a crashed worker or a database outage resumes at its cursor, so
 #: retrying often costs one cheap start; 10 s at most keeps a pass from idling long after

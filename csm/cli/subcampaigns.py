@@ -30,7 +30,6 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from temporalio.common import SearchAttributeKey
 
 from csm.amendments import Amendment, AmendmentRejected, parse_amendment
 from csm.cli.campaigns import with_database
@@ -46,6 +45,7 @@ from csm.results import (
 )
 from csm.schedule import local_instant
 from csm.settings import Settings, load_settings
+from csm.states import state_key, sub_campaign_state
 from csm.subcampaigns import SubCampaignRef, find_sub_campaign
 from csm.vocabulary import Channel
 
@@ -55,8 +55,6 @@ if TYPE_CHECKING:
 
 console = Console()
 T = TypeVar("T")
-#: The workflow's search attribute with its state (running, paused, stopped, completed).
-STATE_KEY = SearchAttributeKey.for_keyword("CsmState")
 
 SUB_ARGUMENT = typer.Argument(..., help="the sub-campaign: its workflow id, or its name if unique")
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
@@ -168,19 +166,12 @@ async def temporal_errors(
 
 async def _closed_state(handle: WorkflowHandle) -> str:
     """How a closed sub-campaign ended, from its search attribute (no worker needed)."""
-    from temporalio.client import WorkflowExecutionStatus
-
     try:
         description = await handle.describe()
     except Exception:
         return "closed"
-    state = description.typed_search_attributes.get(STATE_KEY)
-    if state in ("stopped", "completed"):
-        return state
-    status = description.status
-    if status is None or status == WorkflowExecutionStatus.RUNNING:
-        return "closed"
-    return status.name.lower().replace("_", " ")
+    recorded = description.typed_search_attributes.get(state_key())
+    return sub_campaign_state(description.status, recorded)
 
 
 async def _task_queue(handle: WorkflowHandle) -> str:
@@ -348,7 +339,7 @@ async def refuse_if_stopped(client: Client, workflow_id: str) -> bool:
         ) from None
     if description.status == WorkflowExecutionStatus.RUNNING:
         return True
-    state = description.typed_search_attributes.get(STATE_KEY)
+    state = description.typed_search_attributes.get(state_key())
     if state == "stopped":
         raise SubCampaignCommandError(
             f"sub-campaign workflow {workflow_id} was stopped, and stop is final; "

@@ -39,6 +39,7 @@ def web_command(
             token=token,
             temporal_ui_url=settings.temporal_ui_url,
             namespace=settings.temporal_namespace,
+            session_hours=settings.web_session_hours,
         )
         bind_host, bind_port = host or settings.web_host, port or settings.web_port
         print(f"csm web on http://{bind_host}:{bind_port}/  (Ctrl-C stops it)", flush=True)

@@ -38,16 +38,27 @@ REFRESH_SECONDS = 1.0
 
 
 def create_app(
-    *, client: Client, engine: AsyncEngine, token: str, temporal_ui_url: str, namespace: str
+    *,
+    client: Client,
+    engine: AsyncEngine,
+    token: str,
+    temporal_ui_url: str,
+    namespace: str,
+    session_hours: float,
 ) -> Starlette:
-    """The app, bound to a Temporal client, the database and the access token."""
+    """The app, bound to a Temporal client, the database and the access token.
+
+    A sign-in lasts `session_hours` (CSM_WEB_SESSION_HOURS): the cookie expires then in
+    the browser, and the server refuses it after that even if a browser keeps sending it.
+    """
+    session_seconds = session_hours * 3600
 
     def ui_link(workflow_id: str) -> str:
         base = temporal_ui_url.rstrip("/")
         return f"{base}/namespaces/{namespace}/workflows/{workflow_id}"
 
     def who(request: Request) -> str | None:
-        return user_of(request, token)
+        return user_of(request, token, session_seconds)
 
     def refuse(request: Request) -> Response:
         if request.url.path.startswith("/api/"):
@@ -78,7 +89,14 @@ def create_app(
         if not name or not token_matches(token, str(form.get("token", ""))):
             return RedirectResponse("/login?error=wrong+name+or+token", 303)
         response = RedirectResponse(target, 303)
-        response.set_cookie(COOKIE, sign(token, name), httponly=True, samesite="strict")
+        response.set_cookie(
+            COOKIE,
+            sign(token, name),
+            max_age=max(int(session_seconds), 1),
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",  # behind a TLS proxy: X-Forwarded-Proto
+        )
         return response
 
     async def logout(request: Request) -> Response:

@@ -1,8 +1,9 @@
 """What the web pages show: sub-campaigns, their live status with funnels, and actions.
 
-Everything here is a few small reads: sub-campaign rows, the workflow's plan
-query, and the per-pass totals (csm.ledger.count_pass) — never a scan of the
-ledger, so a page can stay open all day on a 1,000,000-contact list.
+Everything here is a few small reads: sub-campaign rows, one visibility listing
+for their states, the workflow's plan query, and the per-pass totals
+(csm.ledger.count_pass) — never a scan of the ledger, so a page can stay open all
+day on a 1,000,000-contact list.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecution
+from temporalio.service import RPCError
 
 from csm.campaigns import campaign_today, strategy_in_force
 from csm.database import driver_connection
 from csm.results import combine, query_plan
+from csm.states import UNKNOWN_STATE, state_key, sub_campaign_state
 from csm.strategy.model import StrategyDefinition
 from csm.subcampaigns import SubCampaignRef, find_sub_campaign
 
@@ -42,55 +45,71 @@ class SubCampaignRow:
 
 
 async def sub_campaign_rows(client: Client, engine: AsyncEngine) -> list[SubCampaignRow]:
-    """Every sub-campaign, newest first, with its state and today's progress."""
+    """Every sub-campaign, newest first, with its state and today's progress.
+
+    Handled counts, per pass, at most the contacts the pass selected: a contact the
+    ledger holds twice (a batch settled `unknown` after a crash, then recorded by the
+    attempt that was still running) is still one contact of the selection.
+    """
     async with driver_connection(engine) as connection:
         rows = await connection.fetch(
             """
             SELECT s.id, s.name, c.name AS campaign, l.name AS list_name, s.workflow_id,
-                   p.day, coalesce(p.selected, 0) AS selected,
-                   coalesce(r.attempted + r.skipped, 0) AS handled
+                   p.day, coalesce(p.selected, 0) AS selected, coalesce(p.handled, 0) AS handled
             FROM sub_campaigns s JOIN campaigns c ON c.id = s.campaign_id
             JOIN lists l ON l.id = s.list_id
             LEFT JOIN LATERAL (
-              SELECT day, sum(selected) AS selected FROM pass_progress
-              WHERE sub_campaign_id = s.id AND round = 0
-              GROUP BY day ORDER BY day DESC LIMIT 1) p ON true
-            LEFT JOIN LATERAL (
-              SELECT sum(attempted) AS attempted, sum(skipped) AS skipped FROM pass_reach
-              WHERE sub_campaign_id = s.id AND day = p.day) r ON true
+              SELECT g.day, sum(g.selected) AS selected,
+                     sum(least(g.selected, coalesce(r.attempted + r.skipped, 0))) AS handled
+              FROM pass_progress g LEFT JOIN pass_reach r
+                ON r.sub_campaign_id = g.sub_campaign_id AND r.day = g.day
+               AND r.pass_number = g.pass_number
+              WHERE g.sub_campaign_id = s.id AND g.round = 0
+              GROUP BY g.day ORDER BY g.day DESC LIMIT 1) p ON true
             ORDER BY s.id DESC LIMIT 200
             """
         )
-    found = []
-    for row in rows:
-        found.append(
-            SubCampaignRow(
-                id=row["id"],
-                name=row["name"],
-                campaign=row["campaign"],
-                list_name=row["list_name"],
-                workflow_id=row["workflow_id"],
-                state=await _state(client, row["workflow_id"]),
-                day=row["day"].isoformat() if row["day"] else "",
-                selected=int(row["selected"]),
-                handled=int(row["handled"]),
-            )
+    states = await states_of(client, [row["workflow_id"] for row in rows])
+    return [
+        SubCampaignRow(
+            id=row["id"],
+            name=row["name"],
+            campaign=row["campaign"],
+            list_name=row["list_name"],
+            workflow_id=row["workflow_id"],
+            state=states.get(row["workflow_id"], UNKNOWN_STATE),
+            day=row["day"].isoformat() if row["day"] else "",
+            selected=int(row["selected"]),
+            handled=int(row["handled"]),
         )
-    return found
+        for row in rows
+    ]
 
 
-async def _state(client: Client, workflow_id: str) -> str:
-    """running / paused / stopped / completed, from the server (no worker needed)."""
+async def states_of(client: Client, workflow_ids: list[str]) -> dict[str, str]:
+    """Each workflow's state from one visibility listing (no worker, no describe per row).
+
+    A sub-campaign has one run per day; runs that continued-as-new are left out, and
+    of what remains (a run, or a finished one and a later start) the newest counts.
+    Ids Temporal has no run for are missing: their state is unknown.
+    """
+    quoted = [f"'{w}'" for w in workflow_ids if "'" not in w and "\\" not in w]
+    if not quoted:
+        return {}
+    query = f"WorkflowId IN ({', '.join(quoted)}) AND ExecutionStatus != 'ContinuedAsNew'"
+    latest: dict[str, WorkflowExecution] = {}
     try:
-        described = await client.get_workflow_handle(workflow_id).describe()
-    except Exception:  # not started yet, or deleted: say so rather than fail the page
-        return "unknown"
-    values = described.search_attributes.get("CsmState") or []
-    if described.status is not None and described.status.name != "RUNNING":
-        return (
-            "completed" if described.status.name == "COMPLETED" else described.status.name.lower()
-        )
-    return str(values[0]) if values else "running"
+        async for execution in client.list_workflows(query, page_size=max(len(quoted), 100)):
+            kept = latest.get(execution.id)
+            if kept is None or execution.start_time > kept.start_time:
+                latest[execution.id] = execution
+    except RPCError:  # Temporal unreachable: the rows still show, their states unknown
+        return {}
+    key = state_key()
+    return {
+        workflow_id: sub_campaign_state(e.status, e.typed_search_attributes.get(key))
+        for workflow_id, e in latest.items()
+    }
 
 
 async def find(engine: AsyncEngine, reference: str) -> SubCampaignRef:
