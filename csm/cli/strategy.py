@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from csm.strategy.durations import format_duration
-from csm.strategy.loader import StrategyError, load_strategy_file
-from csm.strategy.model import PassDefinition, StrategyDefinition
+
+if TYPE_CHECKING:
+    from csm.strategy.model import PassDefinition, StrategyDefinition
 
 strategy_app = typer.Typer(
     help="Strategy files: the passes of a campaign day (docs/strategy.md).", no_args_is_help=True
@@ -25,6 +27,8 @@ def validate_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Check a strategy file and report every problem with its location (exit 1 if any)."""
+    from csm.strategy.loader import StrategyError, load_strategy_file
+
     try:
         definition, _ = load_strategy_file(file)
     except StrategyError as err:
@@ -106,6 +110,7 @@ def preview_command(
     from csm.cli.campaigns import with_database
     from csm.errors import CsmError
     from csm.preview import preview_strategy
+    from csm.strategy.loader import load_strategy_file
 
     if campaign is None and strategy is None and sub_campaign is None:
         raise CsmError("give --campaign or --strategy (or --sub-campaign) to preview")

@@ -10,7 +10,6 @@ and where (which sub-campaign, which server, which task queue).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import getpass
 import json
@@ -30,33 +29,37 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from temporalio.common import SearchAttributeKey
 
-from csm.amendments import Amendment, AmendmentRejected, parse_amendment
 from csm.cli.campaigns import with_database
 from csm.errors import CsmError
 from csm.files import read_small_text
-from csm.results import (
-    QUERY_TIMEOUT,
-    PassResult,
-    SubCampaignStatus,
-    combine,
-    live_status,
-    query_plan,
-)
-from csm.schedule import local_instant
-from csm.settings import Settings, load_settings
-from csm.subcampaigns import SubCampaignRef, find_sub_campaign
 from csm.vocabulary import Channel
 
+# Temporal's client, SQLAlchemy's asyncio layer and the pydantic models load inside the
+# commands that use them: `csm --help` and `csm status --help` never pay for them.
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
     from temporalio.client import Client, WorkflowHandle
+    from temporalio.common import SearchAttributeKey
+
+    from csm.amendments import Amendment
+    from csm.results import PassResult, SubCampaignStatus
+    from csm.settings import Settings
+    from csm.subcampaigns import SubCampaignRef
 
 console = Console()
 T = TypeVar("T")
-#: The workflow's search attribute with its state (running, paused, stopped, completed).
-STATE_KEY = SearchAttributeKey.for_keyword("CsmState")
+#: The name of the workflow's search attribute with its state (running, paused, stopped,
+#: completed).
+STATE_ATTRIBUTE = "CsmState"
+
+
+def state_key() -> SearchAttributeKey:
+    """The typed key of the workflow's state search attribute."""
+    from temporalio.common import SearchAttributeKey
+
+    return SearchAttributeKey.for_keyword(STATE_ATTRIBUTE)
+
 
 SUB_ARGUMENT = typer.Argument(..., help="the sub-campaign: its workflow id, or its name if unique")
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
@@ -95,6 +98,8 @@ async def connect_temporal(settings: Settings) -> Client:
 
 def with_temporal(work: Callable[[Client, AsyncEngine, Settings], Awaitable[T]]) -> T:
     """Run `work` with a Temporal client and a database engine from the settings."""
+    from csm.settings import load_settings
+
     settings = load_settings()
 
     async def run(engine: AsyncEngine) -> T:
@@ -119,6 +124,8 @@ async def temporal_errors(
     )
     from temporalio.exceptions import ApplicationError
     from temporalio.service import RPCError, RPCStatusCode
+
+    from csm.results import QUERY_TIMEOUT
 
     who = f"sub-campaign {ref.name!r} (workflow {ref.workflow_id})"
     try:
@@ -174,7 +181,7 @@ async def _closed_state(handle: WorkflowHandle) -> str:
         description = await handle.describe()
     except Exception:
         return "closed"
-    state = description.typed_search_attributes.get(STATE_KEY)
+    state = description.typed_search_attributes.get(state_key())
     if state in ("stopped", "completed"):
         return state
     status = description.status
@@ -194,6 +201,8 @@ async def resolve(
     engine: AsyncEngine, client: Client, reference: str
 ) -> tuple[SubCampaignRef, Any]:
     """The sub-campaign's row and a handle on its latest run (across days: continue-as-new)."""
+    from csm.subcampaigns import find_sub_campaign
+
     ref = await find_sub_campaign(engine, reference)
     return ref, client.get_workflow_handle(ref.workflow_id)
 
@@ -348,7 +357,7 @@ async def refuse_if_stopped(client: Client, workflow_id: str) -> bool:
         ) from None
     if description.status == WorkflowExecutionStatus.RUNNING:
         return True
-    state = description.typed_search_attributes.get(STATE_KEY)
+    state = description.typed_search_attributes.get(state_key())
     if state == "stopped":
         raise SubCampaignCommandError(
             f"sub-campaign workflow {workflow_id} was stopped, and stop is final; "
@@ -445,6 +454,8 @@ def until_instant(text: str, timezone: str, now: datetime | None = None) -> date
     The workflow has no time-zone database (it runs in Temporal's sandbox), so
     the local time is resolved here, on the client, and travels as UTC.
     """
+    from csm.schedule import local_instant
+
     match = HHMM.match(text.strip())
     if match is None:
         raise SubCampaignCommandError(
@@ -467,6 +478,8 @@ def load_amendment_file(path: Path, timezone: str, now: datetime | None = None) 
     `until` may be "HH:MM" (today, campaign's zone) or an ISO instant with its offset.
     Every error names the file and what is wrong in it.
     """
+    from csm.amendments import AmendmentRejected, parse_amendment
+
     text = read_small_text(path, f"amendment file {str(path)!r}", error=SubCampaignCommandError)
     try:
         data = json.loads(text)
@@ -520,6 +533,8 @@ def build_amendment(
 
     Order of operations: the file's, then --set-filter, --set-channel, --skip-pass.
     """
+    from csm.amendments import AmendmentRejected, parse_amendment
+
     base: dict[str, Any] = {"operations": []}
     if file is not None:
         base = load_amendment_file(file, timezone, now).model_dump(mode="json")
@@ -612,6 +627,7 @@ def amend_command(
 
     async def work(client: Client, engine: AsyncEngine, settings: Settings) -> SubCampaignStatus:
         from csm.campaigns import get_campaign
+        from csm.results import QUERY_TIMEOUT, combine
         from workflows.subcampaign import SubCampaignWorkflow
 
         ref, handle = await resolve(engine, client, sub)
@@ -647,6 +663,7 @@ def lifecycle(action: str, sub: str) -> None:
     """Send the `lifecycle` update and print the new state; a refusal is one line (exit 1)."""
 
     async def work(client: Client, engine: AsyncEngine, settings: Settings) -> tuple[str, str]:
+        from csm.results import QUERY_TIMEOUT
         from workflows.subcampaign import SubCampaignWorkflow
 
         ref, handle = await resolve(engine, client, sub)
@@ -693,8 +710,12 @@ async def watch_status(
     interval: float = 1.0,
 ) -> SubCampaignStatus:
     """Refresh every `interval` seconds until the workflow closes (or Ctrl-C)."""
+    import asyncio
+
     from rich.live import Live
     from temporalio.client import WorkflowExecutionStatus
+
+    from csm.results import live_status
 
     async def closed(status: SubCampaignStatus) -> bool:
         if status.state not in ("stopped", "completed"):
@@ -735,6 +756,8 @@ def status_command(
     """
 
     async def work(client: Client, engine: AsyncEngine, settings: Settings) -> SubCampaignStatus:
+        from csm.results import combine, query_plan
+
         ref, handle = await resolve(engine, client, sub)
         async with temporal_errors(handle, ref, settings, "read the status of"):
             if watch:
