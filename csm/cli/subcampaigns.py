@@ -31,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from csm.cli.campaigns import with_database
+from csm.cli.layout import DOT, WideOrNarrow, records
 from csm.errors import CsmError
 from csm.files import read_small_text
 from csm.vocabulary import Channel
@@ -226,19 +227,26 @@ def _coloured(word: str) -> str:
     return f"[{colour}]{word}[/{colour}]" if colour else word
 
 
-def status_table(status: SubCampaignStatus, title: str | None = None) -> Table:
-    """Today's passes with live counts: shared by status, amend and the demo."""
+def status_table(status: SubCampaignStatus, title: str | None = None) -> WideOrNarrow:
+    """Today's passes with live counts: shared by status, amend and the demo.
+
+    A table where the output is wide enough for it, one block per pass where it is
+    not (an 80-column terminal, a log file, CI).
+    """
+    return WideOrNarrow(_wide_status(status, title), lambda: _narrow_status(status, title))
+
+
+def _wide_status(status: SubCampaignStatus, title: str | None) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD)
     table.add_column("#")
-    table.add_column("pass", overflow="fold")
+    table.add_column("pass", no_wrap=True)  # a name is read whole, or the narrow layout is used
     table.add_column("channel")
     table.add_column("status")
     for heading in ("selected", "attempted", "skipped", "remaining"):
         table.add_column(heading, justify="right", no_wrap=True)
     table.add_column("rates")
     for p in status.passes:
-        flags = " (added)" if p.added else (" (amended)" if p.amended else "")
-        state = _coloured(p.status) + flags
+        state = _state(p)
         if p.note:
             state += f"\n[dim]{escape(p.note)}[/dim]"
         table.add_row(
@@ -250,12 +258,33 @@ def status_table(status: SubCampaignStatus, title: str | None = None) -> Table:
             str(p.counts.attempted),
             str(p.counts.skipped),
             str(p.remaining),
-            _rates(p),
+            "\n".join(_rates(p)),
         )
     return table
 
 
-def _rates(p: PassResult) -> str:
+def _narrow_status(status: SubCampaignStatus, title: str | None) -> Table:
+    entries = []
+    for p in status.passes:
+        lines = [
+            f"[bold]{escape(p.name)}[/bold]{DOT}{p.channel}{DOT}{_state(p)}",
+            f"selected {p.counts.selected}{DOT}attempted {p.counts.attempted}{DOT}"
+            f"skipped {p.counts.skipped}{DOT}remaining {p.remaining}",
+        ]
+        if rates := _rates(p):
+            lines.append(DOT.join(rates))
+        if p.note:
+            lines.append(f"[dim]{escape(p.note)}[/dim]")
+        entries.append((str(p.number), lines))
+    return records(title, entries, heading="pass")
+
+
+def _state(p: PassResult) -> str:
+    flags = " (added)" if p.added else (" (amended)" if p.amended else "")
+    return _coloured(p.status) + flags
+
+
+def _rates(p: PassResult) -> list[str]:
     """Contact rate, and for passes with agents the abandon rate and agent utilisation."""
     shown = []
     for label, value in (
@@ -265,16 +294,38 @@ def _rates(p: PassResult) -> str:
     ):
         if value is not None:
             shown.append(f"{label} {value:.1%}")
-    return "\n".join(shown)
+    return shown
 
 
-def results_table(status: SubCampaignStatus, title: str | None = "results by code") -> Table:
-    """Attempt rows by result code (rows) and pass (columns), then contacts skipped by reason.
+#: Under the table of results by code: what its skip rows count, beside the pass table's.
+SKIP_ROWS_CAPTION = (
+    "skip: rows count each contact once per device and try skipped; "
+    "the passes' `skipped` counts contacts not tried at all"
+)
 
-    A matrix stays narrow however many codes occur, and reads down a pass's column.
+
+def results_table(status: SubCampaignStatus, title: str | None = "results by code") -> WideOrNarrow:
+    """Attempt rows by result code (rows) and pass (columns), then skip rows by reason.
+
+    A matrix stays narrow however many codes occur, and reads down a pass's column;
+    with more passes than the width holds, the columns are titled by number alone.
     """
-    table = Table("result", *(f"pass {p.number}" for p in status.passes), "total", title=title)
-    table.box = box.SIMPLE_HEAD
+    return WideOrNarrow(
+        _results_matrix(status, title, "pass {}"),
+        lambda: _results_matrix(status, title, "#{}"),
+    )
+
+
+def _results_matrix(status: SubCampaignStatus, title: str | None, heading: str) -> Table:
+    table = Table(
+        "result",
+        *(heading.format(p.number) for p in status.passes),
+        "total",
+        title=title,
+        box=box.SIMPLE_HEAD,
+    )
+    for column in table.columns:  # `skip: capped:reg_f_7_in_7`, `pass 3`: each read as one
+        column.no_wrap = True
     for column in table.columns[1:]:
         column.justify = "right"
     codes = status.totals()
@@ -287,7 +338,9 @@ def results_table(status: SubCampaignStatus, title: str | None = "results by cod
             reasons[reason] = reasons.get(reason, 0) + count
     for reason in sorted(reasons, key=lambda r: (-reasons[r], r)):
         cells = [str(p.counts.skip_reasons.get(reason, "")) for p in status.passes]
-        table.add_row(f"[dim]skipped: {reason}[/dim]", *cells, str(reasons[reason]))
+        table.add_row(f"[dim]skip: {escape(reason)}[/dim]", *cells, str(reasons[reason]))
+    if reasons:
+        table.caption = SKIP_ROWS_CAPTION
     return table
 
 
