@@ -77,7 +77,7 @@ def main() -> None:
     measure("csm --help", ["--help"], env, args.runs, args.warmup)
     measure("csm status --help", ["status", "--help"], env, args.runs, args.warmup)
     if args.sub:
-        measure(f"csm status {args.sub}", ["status", args.sub], env, args.runs, args.warmup)
+        measure("csm status SUB", ["status", args.sub], env, args.runs, args.warmup)
     else:
         nowhere = {**env, **NOWHERE}
         label = "csm status SUB (no stack: fails)"
