@@ -28,6 +28,7 @@ from csm.compliance.policy import Cap, ContactPolicy
 from csm.compliance.store import load_policy
 from csm.database import driver_connection
 from csm.errors import CsmError
+from csm.ledger import try_shown
 from csm.vocabulary import CHANNEL_DEVICE_KINDS, NOT_ATTEMPTED_CODES, UNKNOWN
 
 
@@ -77,7 +78,7 @@ class HistoryAttempt:
             "sub_campaign_id": self.sub_campaign_id,
             "day": self.day.isoformat(),
             "pass_number": self.pass_number,
-            "try_number": self.try_number,
+            "try": try_shown(self.try_number),
             "channel": self.channel,
             "device_kind": self.device_kind,
             "device_value": self.device_value,

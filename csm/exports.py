@@ -3,7 +3,7 @@
 Two shapes:
 
 - the rows: one per attempt-ledger row (an attempt, or a contact-level skip
-  with `device_id` 0), with the day, pass, try, time, channel, account key,
+  with `device_id` 0), with the day, pass, try (1, 2, ...), time, channel, account key,
   device, result, skip reason and the response groups the result falls in.
   The ledger can hold millions of rows, so they stream from a server-side
   cursor and are written as they come;
@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from csm.campaigns import StrategyVersionError, strategy_in_force
 from csm.database import driver_connection, session_factory
 from csm.errors import CsmError
+from csm.ledger import try_shown
 from csm.strategy.model import StrategyDefinition
 from csm.subcampaigns import SubCampaignRef, find_sub_campaign
 from csm.tables import SubCampaign
@@ -245,7 +246,7 @@ async def attempt_rows(
                     "day": record["day"].isoformat(),
                     "pass_number": record["pass_number"],
                     "pass_name": plan.pass_name(record["pass_number"]),
-                    "try": record["try_number"],
+                    "try": try_shown(record["try_number"]),
                     "attempted_at": _utc(record["attempted_at"]),
                     "channel": record["channel"],
                     "account_key": record["account_key"],

@@ -48,6 +48,12 @@ SHARD = "WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3 AND shard 
 AttemptRow = tuple[int, int, date, int, int, int, int, str, str, str | None, datetime]
 
 
+def try_shown(try_number: int) -> int:
+    """A try as people count it (1, 2, ...): the ledger's `try_number` is the pass's round,
+    from 0, and stays so (it is part of the unique key and of every attempt key)."""
+    return try_number + 1
+
+
 class PassKey:
     """(sub-campaign, day, pass number) of one pass run, and the round (= try) being worked."""
 

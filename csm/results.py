@@ -44,6 +44,7 @@ class PassResult:
     note: str
     counts: PassCounts
     utilisation: float | None = None  # agents' busy share while the pass ran (agent passes)
+    agent_group: str | None = None  # who takes its live answers: dialer and recovery passes
 
     @property
     def contact_rate(self) -> float | None:
@@ -56,7 +57,13 @@ class PassResult:
 
     @property
     def abandon_rate(self) -> float | None:
-        """Abandoned calls per live answer that needed an agent (the telemarketing measure)."""
+        """Abandoned calls per live answer that needed an agent (the telemarketing measure).
+
+        None for a pass without agents: nobody could abandon its calls, and a rate of
+        0.0% there would read as a measure met.
+        """
+        if self.agent_group is None:
+            return None
         abandoned = self.counts.results.get("abandoned", 0)
         live = abandoned + self.counts.results.get("agent_connected", 0)
         return abandoned / live if live else None
@@ -75,13 +82,18 @@ class PassResult:
             "amended": self.amended,
             "added": self.added,
             "note": self.note,
+            "agent_group": self.agent_group,
             "selected": self.counts.selected,
             "attempted": self.counts.attempted,
-            "skipped": self.counts.skipped,
+            # Contacts the pass skipped without trying any device (with `attempted` and
+            # `remaining` it adds up to `selected`) ...
+            "skipped_contacts": self.counts.skipped,
             "remaining": self.remaining,
             "unknown": self.counts.unknown,
             "results": dict(sorted(self.counts.results.items())),
-            "skip_reasons": dict(sorted(self.counts.skip_reasons.items())),
+            # ... while a skip row is written per contact, device and try skipped, so a
+            # contact tried on one device and skipped on the next counts here too.
+            "skips_by_reason": dict(sorted(self.counts.skip_reasons.items())),
             "rates": {
                 "contact": _rounded(self.contact_rate),
                 "abandon": _rounded(self.abandon_rate),
@@ -215,6 +227,7 @@ async def combine(engine: AsyncEngine, ref: SubCampaignRef, plan: PlanView) -> S
                 note=p.note,
                 counts=_first(live.get(p.number), p.counts),
                 utilisation=utilisation,
+                agent_group=group,
             )
         )
     return SubCampaignStatus(

@@ -50,3 +50,14 @@ def test_control_latency_prints_round_trips_and_pause_latencies() -> None:
     assert re.search(r"amendment / no-op update: p50 [\d.]+x", out), out
     assert re.search(r"pause → last attempt \(attempted_at\) over 2: p50 -?[\d.]+ ms", out), out
     assert re.search(r"pause → lifecycle update returned over 2: p50", out), out
+
+
+def test_cli_startup_prints_min_median_max_per_command() -> None:
+    out = run_bench("cli_startup.py", "--runs", "2", "--warmup", "0")
+    for label in ("csm --help", "csm status --help", "csm status SUB (no stack: fails)"):
+        assert re.search(
+            rf"^{re.escape(label)} +wall s  min [\d.]+  median [\d.]+  max [\d.]+  \(2 runs, exit",
+            out,
+            re.M,
+        ), out
+    assert "(2 runs, exit 1)" in out.splitlines()[-1]  # nothing listens: status fails fast

@@ -67,3 +67,37 @@ def test_csm_errors_are_one_line_not_a_traceback() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr == "csm: error: port 1 is taken\n"
+
+
+#: What `csm --help` must not load: Temporal's client, SQLAlchemy's asyncio layer, the list
+#: importer, and the settings and strategy models behind them (issue 13: a slow start).
+HEAVY_MODULES = (
+    "temporalio",
+    "sqlalchemy.ext.asyncio",
+    "csm.lists.importer",
+    "alembic",
+    "pydantic_settings",
+    "csm.strategy.model",
+)
+
+
+def test_the_command_line_imports_no_heavy_module_until_a_command_runs() -> None:
+    script = (
+        "import sys\n"
+        "import csm.cli.main\n"
+        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+
+
+def test_the_list_format_choices_are_the_importers() -> None:
+    from typing import get_args, get_type_hints
+
+    from csm.cli.lists import import_command
+    from csm.lists.mapping import FileFormat
+
+    hint = get_type_hints(import_command)["file_format"]  # Literal["csv", "jsonl"] | None
+    choices = next(arg for arg in get_args(hint) if arg is not type(None))
+    assert set(get_args(choices)) == {f.value for f in FileFormat}

@@ -162,7 +162,7 @@ async def test_start_status_amend_and_watch(
     assert [p["name"] for p in shown["passes"]] == ["first call", "text later", "email the rest"]
     first = shown["passes"][0]
     assert first["status"] == "done" and first["channel"] == "voice"
-    assert first["selected"] == 60 == first["attempted"] + first["skipped"]
+    assert first["selected"] == 60 == first["attempted"] + first["skipped_contacts"]
     assert first["results"] == plan.passes[0].counts.results  # ledger agrees with the workflow
     assert shown["passes"][1]["status"] == "waiting"
     assert shown["passes"][1]["results"] == {} and shown["passes"][1]["selected"] == 0
@@ -210,7 +210,7 @@ async def test_start_status_amend_and_watch(
     for text in ("completed", "first call", "skipped (amended)", "results by code", "skip"):
         assert text in closed.stdout
     email = json.loads((await csm("status", workflow_id, "--json")).stdout)["passes"][2]
-    assert email["selected"] == email["attempted"] + email["skipped"] > 0
+    assert email["selected"] == email["attempted"] + email["skipped_contacts"] > 0
     assert email["results"].get("success", 0) > 0
 
 

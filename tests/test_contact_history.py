@@ -169,7 +169,8 @@ async def account(engine: AsyncEngine) -> Account:
             [
                 (
                     sub, ids[campaign], (anchor - ago).astimezone(zone).date(), pass_number,
-                    contact["id"], device, try_number, channel, result, reason, anchor - ago,
+                    # the ledger numbers tries (rounds) from 0; people read them from 1
+                    contact["id"], device, try_number - 1, channel, result, reason, anchor - ago,
                 )
                 for ago, campaign, sub, pass_number, try_number, channel, device, result, reason
                 in rows
@@ -328,6 +329,7 @@ async def test_cli_shows_the_same(engine: AsyncEngine, database_url: str, accoun
     assert reg_f["usage"] == "3 of 7 in 7d (voice, dialer)"
     assert shown["caps_applied"][0]["conversation_pause"]["holds"] is True
     assert shown["attempts"][0]["device_value"] == account.wireless
+    assert [a["try"] for a in shown["attempts"] if a["pass_number"] == 3] == [1, 2, 3]
 
     table = await csm("contacts", "history", account.key, database_url=database_url)
     assert table.returncode == 0, table.stderr

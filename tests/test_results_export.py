@@ -85,7 +85,7 @@ class Row:
     pass_number: int
     contact: str  # account key
     device: str | None  # device value; None: a contact-level skip (device_id 0)
-    try_number: int
+    try_shown: int  # as people count tries (1, 2, ...); the ledger stores it less one
     channel: str
     result: str
     skip_reason: str | None
@@ -208,7 +208,7 @@ async def ledger(engine: AsyncEngine) -> Ledger:
                     "p": number,
                     "k": contact_ids[role],
                     "v": device_id,
-                    "t": attempt,
+                    "t": attempt - 1,  # the ledger numbers tries (rounds) from 0
                     "ch": channel,
                     "r": result,
                     "why": reason,
@@ -324,7 +324,7 @@ async def test_csv_has_every_ledger_row_with_names_groups_and_neutralised_cells(
     def key(row: dict[str, str] | Row) -> tuple:
         if isinstance(row, Row):
             return (row.day.isoformat(), str(row.pass_number), neutralise(row.contact),
-                    str(row.try_number), row.result)  # fmt: skip
+                    str(row.try_shown), row.result)  # fmt: skip
         return (row["day"], row["pass_number"], row["account_key"], row["try"], row["result"])
 
     by_key = {key(row): row for row in exported}
@@ -385,6 +385,11 @@ async def test_json_lines_carry_plain_values(engine: AsyncEngine, ledger: Ledger
     assert person["response_groups"] == ["reached", "talked_or_left"]
     assert person["device"] == ledger.phones["ann"]
     assert isinstance(person["pass_number"], int) and isinstance(person["try"], int)
+    # Tries count from 1, as docs/cli.md says, though the ledger stores its rounds from 0.
+    cat = ledger.keys["cat"]
+    today = ledger.today.isoformat()
+    tries = [o["try"] for o in objects if (o["account_key"], o["day"]) == (cat, today)]
+    assert sorted(tries) == [1, 1, 2]
     added = next(o for o in objects if o["pass_number"] == 3)
     assert added["pass_name"] is None and added["response_groups"] == ["reached"]
 

@@ -5,7 +5,6 @@ A thin layer over csm.campaigns: read the file, call one function, print.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,8 +16,6 @@ from rich.table import Table
 
 from csm.cli.strategy import passes_table
 from csm.errors import CsmError
-from csm.settings import load_settings, mask_url_password
-from csm.strategy.loader import load_strategy_file
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,7 +34,10 @@ JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of tables")
 
 def with_database(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run `work` with an engine on the configured database; unreachable → one-line error."""
+    import asyncio
+
     from csm.database import engine_for
+    from csm.settings import load_settings, mask_url_password
 
     url = load_settings().effective_database_url
 
@@ -63,6 +63,7 @@ def create_command(
 ) -> None:
     """Create a campaign with its strategy as version 1, effective today (campaign's zone)."""
     from csm.campaigns import create_campaign
+    from csm.strategy.loader import load_strategy_file
 
     definition, source = load_strategy_file(strategy)
     campaign, version = with_database(
@@ -96,6 +97,7 @@ def strategy_command(
 ) -> None:
     """Add a strategy version, effective from the next campaign day (today's plan stays)."""
     from csm.campaigns import add_strategy_version
+    from csm.strategy.loader import load_strategy_file
 
     definition, source = load_strategy_file(strategy)
     version = with_database(lambda engine: add_strategy_version(engine, name, definition, source))

@@ -45,6 +45,8 @@ def history_command(
 
 
 def print_history(history: ContactHistory) -> None:
+    from csm.ledger import try_shown
+
     zone = ZoneInfo(history.timezone or "UTC")
 
     def local(at: datetime) -> str:
@@ -83,7 +85,7 @@ def print_history(history: ContactHistory) -> None:
                 escape(a.sub_campaign or f"#{a.sub_campaign_id}"),
                 a.day.isoformat(),
                 str(a.pass_number),
-                str(a.try_number),
+                str(try_shown(a.try_number)),
                 a.channel,
                 escape(device),
                 a.result,

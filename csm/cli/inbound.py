@@ -12,7 +12,6 @@ import json
 import typer
 
 from csm.cli.campaigns import with_database
-from csm.settings import load_settings
 
 inbound_app = typer.Typer(
     help="Simulate inbound messages (what a provider's webhook delivers): SMS replies.",
@@ -34,6 +33,7 @@ def sms_command(
     punctuation ignored); the number is then suppressed in every campaign with
     reason stop_reply. Any other message changes nothing.
     """
+    from csm.settings import load_settings
     from csm.suppressions import normalise_target, receive_sms
 
     region = load_settings().default_region

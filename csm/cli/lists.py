@@ -7,11 +7,10 @@ docs/lists.md.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import typer
 from rich.console import Console
@@ -25,17 +24,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from csm.lists import (
-    FileFormat,
-    ImportReport,
-    ListSummary,
-    MappingOverrides,
-    import_list,
-    load_mapping,
-    show_list,
-)
-from csm.lists.mapping import parse_attribute_flag, parse_device_flag
-from csm.settings import load_settings
+if TYPE_CHECKING:
+    from csm.lists import ImportReport, ListSummary
 
 lists_app = typer.Typer(
     help="Contact lists: import CSV / JSON Lines files, show counts.", no_args_is_help=True
@@ -52,7 +42,9 @@ def import_command(
     mapping_file: Path | None = typer.Option(
         None, "--mapping", help="column mapping TOML (docs/lists.md); default: the headers"
     ),
-    file_format: FileFormat | None = typer.Option(
+    # csm.lists.mapping.FileFormat's values, spelled out so that `csm --help` need not load
+    # the importer (a test checks they agree).
+    file_format: Literal["csv", "jsonl"] | None = typer.Option(
         None, "--format", help="csv or jsonl; default: from the file name"
     ),
     delimiter: str | None = typer.Option(
@@ -102,6 +94,12 @@ def import_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Import a contact list file; valid rows go in, bad ones to a rejects file."""
+    import asyncio
+
+    from csm.lists import FileFormat, MappingOverrides, import_list, load_mapping
+    from csm.lists.mapping import parse_attribute_flag, parse_device_flag
+    from csm.settings import load_settings
+
     settings = load_settings()
     mapping = load_mapping(mapping_file) if mapping_file else None
     overrides = MappingOverrides(
@@ -134,7 +132,7 @@ def import_command(
                     list_name,
                     mapping,
                     overrides=None if overrides.is_empty() else overrides,
-                    file_format=file_format,
+                    file_format=None if file_format is None else FileFormat(file_format),
                     delimiter=chosen_delimiter,
                     default_region=settings.default_region,
                     strict=strict,
@@ -156,6 +154,11 @@ def show_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Counts of a list: contacts, devices by kind, where the time zones came from."""
+    import asyncio
+
+    from csm.lists import show_list
+    from csm.settings import load_settings
+
     settings = load_settings()
 
     async def run() -> ListSummary:

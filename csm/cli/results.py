@@ -19,20 +19,13 @@ import typer
 
 from csm.cli.campaigns import with_database
 from csm.errors import CsmError
-from csm.exports import (
-    ExportStats,
-    Writable,
-    atomic_output,
-    check_format,
-    export_rows,
-    export_summary,
-    parse_day,
-)
 
 if TYPE_CHECKING:
     from datetime import date
 
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from csm.exports import ExportStats, Writable
 
 
 class _OutputFailed(CsmError):
@@ -94,6 +87,8 @@ def results_command(
     injection, so a phone number reads '+14155550123. JSON Lines keeps values
     as they are.
     """
+    from csm.exports import check_format, export_rows, export_summary, parse_day
+
     the_day = parse_day(day) if day is not None else None
     the_format = check_format(fmt)
 
@@ -117,6 +112,8 @@ def results_command(
 
 @contextlib.contextmanager
 def _destination(output: Path | None) -> Iterator[Writable]:
+    from csm.exports import atomic_output
+
     if output is None:
         yield _Output(sys.stdout, "stdout")
         return

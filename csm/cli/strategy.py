@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from csm.cli.layout import DOT, WideOrNarrow, records
 from csm.strategy.durations import format_duration
-from csm.strategy.loader import StrategyError, load_strategy_file
-from csm.strategy.model import PassDefinition, StrategyDefinition
+
+if TYPE_CHECKING:
+    from csm.strategy.model import PassDefinition, StrategyDefinition
 
 strategy_app = typer.Typer(
     help="Strategy files: the passes of a campaign day (docs/strategy.md).", no_args_is_help=True
@@ -25,6 +29,8 @@ def validate_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Check a strategy file and report every problem with its location (exit 1 if any)."""
+    from csm.strategy.loader import StrategyError, load_strategy_file
+
     try:
         definition, _ = load_strategy_file(file)
     except StrategyError as err:
@@ -42,24 +48,53 @@ def validate_command(
     console.print(passes_table(definition))
 
 
-def passes_table(definition: StrategyDefinition, title: str | None = None) -> Table:
-    """The passes of a strategy, one row each: shared with `csm campaigns show`."""
+def passes_table(definition: StrategyDefinition, title: str | None = None) -> WideOrNarrow:
+    """The passes of a strategy, one row each (one block each where the output is narrow):
+    shared with `csm campaigns show`."""
+    return WideOrNarrow(_wide_passes(definition, title), lambda: _narrow_passes(definition, title))
+
+
+def _wide_passes(definition: StrategyDefinition, title: str | None) -> Table:
     table = Table("#", "name", "channel", "source", "devices", "when", "filter", title=title)
+    table.columns[1].no_wrap = True  # a pass name is read whole, or the narrow layout is used
     for number, step in enumerate(definition.passes, 1):
         channel = step.channel.value
-        if step.agent_group is not None:
-            channel += f"\n(agents: {step.agent_group}"
-            channel += f", {step.pacing.mode})" if step.channel.value == "dialer" else ")"
+        if (agents := _agents(step)) is not None:
+            channel += f"\n({agents})"
         table.add_row(
             str(number),
-            step.name,
+            escape(step.name),
             channel,
             step.source,
             ", ".join(kind.value for kind in step.devices),
             describe_schedule(step),
-            step.filter or "(everyone)",
+            escape(step.filter or "(everyone)"),
         )
     return table
+
+
+def _narrow_passes(definition: StrategyDefinition, title: str | None) -> Table:
+    entries = []
+    for number, step in enumerate(definition.passes, 1):
+        channel = step.channel.value
+        if (agents := _agents(step)) is not None:
+            channel += f" ({agents})"
+        devices = ", ".join(kind.value for kind in step.devices)
+        lines = [
+            f"[bold]{escape(step.name)}[/bold]{DOT}{channel}",
+            f"source {step.source}{DOT}devices {devices}{DOT}{describe_schedule(step)}",
+            f"filter: {escape(step.filter or '(everyone)')}",
+        ]
+        entries.append((str(number), lines))
+    return records(title, entries, heading="pass")
+
+
+def _agents(step: PassDefinition) -> str | None:
+    """`agents: sales, predictive` for a pass with agents, None for one without."""
+    if step.agent_group is None:
+        return None
+    mode = f", {step.pacing.mode}" if step.channel.value == "dialer" else ""
+    return f"agents: {step.agent_group}{mode}"
 
 
 def describe_schedule(step: PassDefinition) -> str:
@@ -101,11 +136,10 @@ def preview_command(
     what a pass would take if it started now. Without --sub-campaign nobody
     has attempts yet (as before a launch).
     """
-    from rich.markup import escape
-
     from csm.cli.campaigns import with_database
     from csm.errors import CsmError
     from csm.preview import preview_strategy
+    from csm.strategy.loader import load_strategy_file
 
     if campaign is None and strategy is None and sub_campaign is None:
         raise CsmError("give --campaign or --strategy (or --sub-campaign) to preview")

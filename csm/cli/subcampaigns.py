@@ -10,7 +10,6 @@ and where (which sub-campaign, which server, which task queue).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import getpass
 import json
@@ -31,27 +30,23 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from csm.amendments import Amendment, AmendmentRejected, parse_amendment
 from csm.cli.campaigns import with_database
+from csm.cli.layout import DOT, WideOrNarrow, records
 from csm.errors import CsmError
 from csm.files import read_small_text
-from csm.results import (
-    QUERY_TIMEOUT,
-    PassResult,
-    SubCampaignStatus,
-    combine,
-    live_status,
-    query_plan,
-)
-from csm.schedule import local_instant
-from csm.settings import Settings, load_settings
 from csm.states import state_key, sub_campaign_state
-from csm.subcampaigns import SubCampaignRef, find_sub_campaign
 from csm.vocabulary import Channel
 
+# Temporal's client, SQLAlchemy's asyncio layer and the pydantic models load inside the
+# commands that use them: `csm --help` and `csm status --help` never pay for them.
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
     from temporalio.client import Client, WorkflowHandle
+
+    from csm.amendments import Amendment
+    from csm.results import PassResult, SubCampaignStatus
+    from csm.settings import Settings
+    from csm.subcampaigns import SubCampaignRef
 
 console = Console()
 T = TypeVar("T")
@@ -93,6 +88,8 @@ async def connect_temporal(settings: Settings) -> Client:
 
 def with_temporal(work: Callable[[Client, AsyncEngine, Settings], Awaitable[T]]) -> T:
     """Run `work` with a Temporal client and a database engine from the settings."""
+    from csm.settings import load_settings
+
     settings = load_settings()
 
     async def run(engine: AsyncEngine) -> T:
@@ -117,6 +114,8 @@ async def temporal_errors(
     )
     from temporalio.exceptions import ApplicationError
     from temporalio.service import RPCError, RPCStatusCode
+
+    from csm.results import QUERY_TIMEOUT
 
     who = f"sub-campaign {ref.name!r} (workflow {ref.workflow_id})"
     try:
@@ -185,6 +184,8 @@ async def resolve(
     engine: AsyncEngine, client: Client, reference: str
 ) -> tuple[SubCampaignRef, Any]:
     """The sub-campaign's row and a handle on its latest run (across days: continue-as-new)."""
+    from csm.subcampaigns import find_sub_campaign
+
     ref = await find_sub_campaign(engine, reference)
     return ref, client.get_workflow_handle(ref.workflow_id)
 
@@ -208,19 +209,26 @@ def _coloured(word: str) -> str:
     return f"[{colour}]{word}[/{colour}]" if colour else word
 
 
-def status_table(status: SubCampaignStatus, title: str | None = None) -> Table:
-    """Today's passes with live counts: shared by status, amend and the demo."""
+def status_table(status: SubCampaignStatus, title: str | None = None) -> WideOrNarrow:
+    """Today's passes with live counts: shared by status, amend and the demo.
+
+    A table where the output is wide enough for it, one block per pass where it is
+    not (an 80-column terminal, a log file, CI).
+    """
+    return WideOrNarrow(_wide_status(status, title), lambda: _narrow_status(status, title))
+
+
+def _wide_status(status: SubCampaignStatus, title: str | None) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD)
     table.add_column("#")
-    table.add_column("pass", overflow="fold")
+    table.add_column("pass", no_wrap=True)  # a name is read whole, or the narrow layout is used
     table.add_column("channel")
     table.add_column("status")
     for heading in ("selected", "attempted", "skipped", "remaining"):
         table.add_column(heading, justify="right", no_wrap=True)
     table.add_column("rates")
     for p in status.passes:
-        flags = " (added)" if p.added else (" (amended)" if p.amended else "")
-        state = _coloured(p.status) + flags
+        state = _state(p)
         if p.note:
             state += f"\n[dim]{escape(p.note)}[/dim]"
         table.add_row(
@@ -232,12 +240,33 @@ def status_table(status: SubCampaignStatus, title: str | None = None) -> Table:
             str(p.counts.attempted),
             str(p.counts.skipped),
             str(p.remaining),
-            _rates(p),
+            "\n".join(_rates(p)),
         )
     return table
 
 
-def _rates(p: PassResult) -> str:
+def _narrow_status(status: SubCampaignStatus, title: str | None) -> Table:
+    entries = []
+    for p in status.passes:
+        lines = [
+            f"[bold]{escape(p.name)}[/bold]{DOT}{p.channel}{DOT}{_state(p)}",
+            f"selected {p.counts.selected}{DOT}attempted {p.counts.attempted}{DOT}"
+            f"skipped {p.counts.skipped}{DOT}remaining {p.remaining}",
+        ]
+        if rates := _rates(p):
+            lines.append(DOT.join(rates))
+        if p.note:
+            lines.append(f"[dim]{escape(p.note)}[/dim]")
+        entries.append((str(p.number), lines))
+    return records(title, entries, heading="pass")
+
+
+def _state(p: PassResult) -> str:
+    flags = " (added)" if p.added else (" (amended)" if p.amended else "")
+    return _coloured(p.status) + flags
+
+
+def _rates(p: PassResult) -> list[str]:
     """Contact rate, and for passes with agents the abandon rate and agent utilisation."""
     shown = []
     for label, value in (
@@ -247,16 +276,38 @@ def _rates(p: PassResult) -> str:
     ):
         if value is not None:
             shown.append(f"{label} {value:.1%}")
-    return "\n".join(shown)
+    return shown
 
 
-def results_table(status: SubCampaignStatus, title: str | None = "results by code") -> Table:
-    """Attempt rows by result code (rows) and pass (columns), then contacts skipped by reason.
+#: Under the table of results by code: what its skip rows count, beside the pass table's.
+SKIP_ROWS_CAPTION = (
+    "skip: rows count each contact once per device and try skipped; "
+    "the passes' `skipped` counts contacts not tried at all"
+)
 
-    A matrix stays narrow however many codes occur, and reads down a pass's column.
+
+def results_table(status: SubCampaignStatus, title: str | None = "results by code") -> WideOrNarrow:
+    """Attempt rows by result code (rows) and pass (columns), then skip rows by reason.
+
+    A matrix stays narrow however many codes occur, and reads down a pass's column;
+    with more passes than the width holds, the columns are titled by number alone.
     """
-    table = Table("result", *(f"pass {p.number}" for p in status.passes), "total", title=title)
-    table.box = box.SIMPLE_HEAD
+    return WideOrNarrow(
+        _results_matrix(status, title, "pass {}"),
+        lambda: _results_matrix(status, title, "#{}"),
+    )
+
+
+def _results_matrix(status: SubCampaignStatus, title: str | None, heading: str) -> Table:
+    table = Table(
+        "result",
+        *(heading.format(p.number) for p in status.passes),
+        "total",
+        title=title,
+        box=box.SIMPLE_HEAD,
+    )
+    for column in table.columns:  # `skip: capped:reg_f_7_in_7`, `pass 3`: each read as one
+        column.no_wrap = True
     for column in table.columns[1:]:
         column.justify = "right"
     codes = status.totals()
@@ -269,7 +320,9 @@ def results_table(status: SubCampaignStatus, title: str | None = "results by cod
             reasons[reason] = reasons.get(reason, 0) + count
     for reason in sorted(reasons, key=lambda r: (-reasons[r], r)):
         cells = [str(p.counts.skip_reasons.get(reason, "")) for p in status.passes]
-        table.add_row(f"[dim]skipped: {reason}[/dim]", *cells, str(reasons[reason]))
+        table.add_row(f"[dim]skip: {escape(reason)}[/dim]", *cells, str(reasons[reason]))
+    if reasons:
+        table.caption = SKIP_ROWS_CAPTION
     return table
 
 
@@ -436,6 +489,8 @@ def until_instant(text: str, timezone: str, now: datetime | None = None) -> date
     The workflow has no time-zone database (it runs in Temporal's sandbox), so
     the local time is resolved here, on the client, and travels as UTC.
     """
+    from csm.schedule import local_instant
+
     match = HHMM.match(text.strip())
     if match is None:
         raise SubCampaignCommandError(
@@ -458,6 +513,8 @@ def load_amendment_file(path: Path, timezone: str, now: datetime | None = None) 
     `until` may be "HH:MM" (today, campaign's zone) or an ISO instant with its offset.
     Every error names the file and what is wrong in it.
     """
+    from csm.amendments import AmendmentRejected, parse_amendment
+
     text = read_small_text(path, f"amendment file {str(path)!r}", error=SubCampaignCommandError)
     try:
         data = json.loads(text)
@@ -511,6 +568,8 @@ def build_amendment(
 
     Order of operations: the file's, then --set-filter, --set-channel, --skip-pass.
     """
+    from csm.amendments import AmendmentRejected, parse_amendment
+
     base: dict[str, Any] = {"operations": []}
     if file is not None:
         base = load_amendment_file(file, timezone, now).model_dump(mode="json")
@@ -603,6 +662,7 @@ def amend_command(
 
     async def work(client: Client, engine: AsyncEngine, settings: Settings) -> SubCampaignStatus:
         from csm.campaigns import get_campaign
+        from csm.results import QUERY_TIMEOUT, combine
         from workflows.subcampaign import SubCampaignWorkflow
 
         ref, handle = await resolve(engine, client, sub)
@@ -638,6 +698,7 @@ def lifecycle(action: str, sub: str) -> None:
     """Send the `lifecycle` update and print the new state; a refusal is one line (exit 1)."""
 
     async def work(client: Client, engine: AsyncEngine, settings: Settings) -> tuple[str, str]:
+        from csm.results import QUERY_TIMEOUT
         from workflows.subcampaign import SubCampaignWorkflow
 
         ref, handle = await resolve(engine, client, sub)
@@ -684,8 +745,12 @@ async def watch_status(
     interval: float = 1.0,
 ) -> SubCampaignStatus:
     """Refresh every `interval` seconds until the workflow closes (or Ctrl-C)."""
+    import asyncio
+
     from rich.live import Live
     from temporalio.client import WorkflowExecutionStatus
+
+    from csm.results import live_status
 
     async def closed(status: SubCampaignStatus) -> bool:
         if status.state not in ("stopped", "completed"):
@@ -726,6 +791,8 @@ def status_command(
     """
 
     async def work(client: Client, engine: AsyncEngine, settings: Settings) -> SubCampaignStatus:
+        from csm.results import combine, query_plan
+
         ref, handle = await resolve(engine, client, sub)
         async with temporal_errors(handle, ref, settings, "read the status of"):
             if watch:

@@ -16,7 +16,6 @@ from rich.table import Table
 
 from csm.cli.campaigns import with_database
 from csm.errors import CsmError
-from csm.settings import load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -66,6 +65,7 @@ def add_command(
     Give exactly one of --account, --phone, --email. Adding a suppression that
     already exists changes nothing and prints its id.
     """
+    from csm.settings import load_settings
     from csm.suppressions import ensure_suppression
 
     region = load_settings().default_region
@@ -129,6 +129,8 @@ def remove_command(
         return
     if not targets:
         raise CsmError("give a suppression id, or one of --account, --phone, --email")
+    from csm.settings import load_settings
+
     region = load_settings().default_region
 
     async def run(engine: AsyncEngine) -> tuple[int, list[SuppressionRow]]:
@@ -181,6 +183,7 @@ def import_command(
     file: every problem is listed as file:line: column: reason, and nothing is
     written. Targets already suppressed are counted and left as they are.
     """
+    from csm.settings import load_settings
     from csm.suppressions import import_suppressions
 
     region = load_settings().default_region

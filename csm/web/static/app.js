@@ -43,10 +43,10 @@ function card(pass) {
                                  title: `${code}: ${count}` }, count / rows > 0.08 ? code : ""));
   }
   node.append(stacked);
-  const skips = Object.entries(pass.skip_reasons);
+  const skips = Object.entries(pass.skips_by_reason);
   if (skips.length) {
     node.append(el("p", { class: "skips" },
-      "skipped: " + skips.map(([reason, n]) => `${reason} ${n}`).join(" · ")));
+      "skip rows by reason: " + skips.map(([reason, n]) => `${reason} ${n}`).join(" · ")));
   }
   const rates = [];
   if (pass.rates.contact !== null) rates.push(`contact ${(100 * pass.rates.contact).toFixed(1)}%`);
