@@ -109,7 +109,7 @@ class AmendmentRecord(BaseModel):
     received_at: datetime
     until: datetime | None
     operations: list[str]  # "skip 3", "set_filter 'retry'"...
-    outcome: Literal["applied", "rejected", "expired"]
+    outcome: Literal["pending", "applied", "rejected", "expired"]  # pending: held for the plan
     message: str = ""
 
 
