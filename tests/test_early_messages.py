@@ -117,6 +117,7 @@ async def test_amendments_before_the_plan_are_held_then_applied_or_rejected(
     await handle.signal("amend", {"operations": [{"op": "skip", "target": "nope"}]})
     await handle.signal("amend", {"operations": [{"op": "explode", "target": 1}]})
     await handle.signal("amend")  # no input at all (the Temporal UI allows it)
+    await handle.signal("amend", args=[{"operations": []}, "a second input"])
     soon = datetime.now(UTC) + timedelta(seconds=1)
     await handle.signal("amend", {"operations": [{"op": "skip", "target": 3}], "until": soon})
     query = asyncio.create_task(handle.query(SubCampaignWorkflow.plan_query))
@@ -154,12 +155,13 @@ async def test_amendments_before_the_plan_are_held_then_applied_or_rejected(
     expired = entry(plan, lambda r: r.operations == ["skip 3"])
     assert expired.outcome == "rejected" and "is already past" in expired.message
     malformed = [r for r in plan.amendments if not r.operations]
-    assert [r.outcome for r in malformed] == ["rejected", "rejected"]
+    assert [r.outcome for r in malformed] == ["rejected"] * 3
     assert all(r.message.startswith("malformed amendment") for r in malformed)
+    assert malformed[2].message == "malformed amendment: 1 input expected, got 2"
     assert entry(plan, lambda r: r.author == "cli").outcome == "applied"
     ghost = entry(plan, lambda r: r.operations == ["skip 'ghost'"])
     assert ghost.outcome == "rejected" and "unknown pass 'ghost'" in ghost.message
-    assert len(plan.amendments) == 7
+    assert len(plan.amendments) == 8
 
     assert [p.status for p in plan.passes] == [
         PassStatus.DONE,
@@ -210,6 +212,7 @@ async def test_stop_before_the_plan_ends_the_day_before_any_pass(
     await handle.signal("amend", {"operations": [{"op": "skip", "target": 2}]})
     await handle.signal(SubCampaignWorkflow.stop)
     await handle.signal("amend", {"operations": [{"op": "skip", "target": 3}]})
+    await handle.signal("stop", args=["again", "with two inputs"])
 
     summary, plan = await run_to_end(client, settings, engine, launched, queue)
 
@@ -218,10 +221,12 @@ async def test_stop_before_the_plan_ends_the_day_before_any_pass(
         (["skip 2"], "rejected"),
         (["stop"], "applied"),
         (["skip 3"], "rejected"),
+        (["stop"], "rejected"),
     ]
     assert plan.amendments[0].message == f"{HELD}, then: the sub-campaign is stopped"
     assert plan.amendments[1].message == f"{EARLY}; the sub-campaign is now stopped"
     assert plan.amendments[2].message == "the sub-campaign is stopped"
+    assert plan.amendments[3].message.endswith("nothing to do: the sub-campaign is stopped")
     assert all(p.status is PassStatus.PENDING for p in plan.passes)
     assert await attempts(engine, launched.sub_campaign.id) == {}
 

@@ -470,13 +470,17 @@ class SubCampaignWorkflow:
         self._publish()
 
     @workflow.signal(name="amend")
-    def amend_signal(self, payload: Any = None) -> None:
+    def amend_signal(self, payload: Any = None, *extra: Any) -> None:
         """Fire-and-forget amendment (what the Temporal UI sends); invalid ones are logged.
 
-        Never raises: an exception here would fail the workflow task on every retry. One
-        that arrives before the day's plan is held and applied once the plan exists.
+        Never raises: an exception here (a TypeError for a missing or extra input
+        included) would fail the workflow task on every retry. One that arrives before
+        the day's plan is held and applied once the plan exists.
         """
         try:
+            if extra:
+                inputs = 1 + len(extra)
+                raise AmendmentRejected(f"malformed amendment: 1 input expected, got {inputs}")
             amendment = parse_amendment(payload)
         except AmendmentRejected as err:
             self._log_entry([], "rejected", str(err))
@@ -494,7 +498,7 @@ class SubCampaignWorkflow:
             self._record(amendment, "rejected", str(err))
 
     @workflow.update(name="amend")
-    async def amend_update(self, payload: Any) -> PlanView:
+    async def amend_update(self, payload: Any = None) -> PlanView:
         """Validated first (below), so only an amendment that applies gets here.
 
         The payload is taken raw and parsed by us, so a malformed one is refused with
@@ -516,7 +520,7 @@ class SubCampaignWorkflow:
         return self.plan_query()
 
     @amend_update.validator
-    def _validate_amend(self, payload: Any) -> None:
+    def _validate_amend(self, payload: Any = None) -> None:
         try:
             amendment = parse_amendment(payload)
         except AmendmentRejected as err:
@@ -555,18 +559,18 @@ class SubCampaignWorkflow:
         if applies:
             self._set_state(target)
 
-    # An input given to these signals (the Temporal UI allows one) is ignored: without the
-    # parameter the call would raise TypeError and fail the workflow task on every retry.
+    # Inputs given to these signals (the Temporal UI allows them) are ignored: without
+    # `*_ignored` the call would raise TypeError and fail the workflow task on every retry.
     @workflow.signal
-    def pause(self, _ignored: Any = None) -> None:
+    def pause(self, *_ignored: Any) -> None:
         self._lifecycle("pause")
 
     @workflow.signal
-    def resume(self, _ignored: Any = None) -> None:
+    def resume(self, *_ignored: Any) -> None:
         self._lifecycle("resume")
 
     @workflow.signal
-    def stop(self, _ignored: Any = None) -> None:
+    def stop(self, *_ignored: Any) -> None:
         self._lifecycle("stop")
 
     @workflow.update(name="lifecycle")
