@@ -213,10 +213,19 @@ async def test_stop_before_the_plan_ends_the_day_before_any_pass(
     await handle.signal(SubCampaignWorkflow.stop)
     await handle.signal("amend", {"operations": [{"op": "skip", "target": 3}]})
     await handle.signal("stop", args=["again", "with two inputs"])
+    update = asyncio.create_task(
+        handle.execute_update(
+            SubCampaignWorkflow.amend_update, Amendment(operations=[SkipPass(target=3)])
+        )
+    )
+    await asyncio.sleep(1)
 
     summary, plan = await run_to_end(client, settings, engine, launched, queue)
 
     assert summary.state == "stopped"
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await update  # refused cleanly (stopped), not left hanging nor wedging the workflow
+    assert "the sub-campaign is stopped" in str(refused.value.cause)
     assert [(r.operations, r.outcome) for r in plan.amendments] == [
         (["skip 2"], "rejected"),
         (["stop"], "applied"),
