@@ -101,7 +101,12 @@ class Amendment(_Strict):
 
 
 class AmendmentRecord(BaseModel):
-    """The amendment log: who asked what, when, and whether it applied."""
+    """The amendment log: who asked what, when, and whether it applied.
+
+    `pending`: it arrived before the day's plan existed and is held until it does. A
+    pause, resume or stop that arrived before the plan is logged here too (operations
+    `["pause"]`...), since no pass can show its effect yet.
+    """
 
     number: int
     author: str

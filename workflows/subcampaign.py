@@ -5,7 +5,10 @@ for a pass's window or `after` delay on a timer that amendments and lifecycle
 messages wake, runs the pass as an activity, and at the end of the day
 continues-as-new into the next day with the defined strategy. Managers amend
 today's passes that have not started (signal or validated update), pause,
-resume and stop. Everything here is ids, names, codes and counts.
+resume and stop. A message may come at any moment, even before the day's plan
+exists or after today's passes are over: no handler raises anything but the
+ApplicationError meant for the caller, and the amendment log says what became of
+each. Everything here is ids, names, codes and counts.
 """
 
 from __future__ import annotations
