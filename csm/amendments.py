@@ -101,7 +101,12 @@ class Amendment(_Strict):
 
 
 class AmendmentRecord(BaseModel):
-    """The amendment log: who asked what, when, and whether it applied."""
+    """The amendment log: who asked what, when, and whether it applied.
+
+    `pending`: it arrived before the day's plan existed and is held until it does. A
+    pause, resume or stop that arrived before the plan is logged here too (operations
+    `["pause"]`...), since no pass can show its effect yet.
+    """
 
     number: int
     author: str
@@ -109,7 +114,7 @@ class AmendmentRecord(BaseModel):
     received_at: datetime
     until: datetime | None
     operations: list[str]  # "skip 3", "set_filter 'retry'"...
-    outcome: Literal["applied", "rejected", "expired"]
+    outcome: Literal["pending", "applied", "rejected", "expired"]  # pending: held for the plan
     message: str = ""
 
 

@@ -3,6 +3,10 @@ compatible change of the workflow; commit the new file):
 
     python -m tests.capture_history tests/histories/subcampaign_three_passes.json
     python -m tests.capture_history tests/histories/subcampaign_sharded_pass.json sharded
+    python -m tests.capture_history tests/histories/subcampaign_early_messages.json early
+
+`early` sends messages before any worker runs (so before the day's plan exists): an
+amend signal, pause, resume and an amend update, which the workflow holds or logs.
 """
 
 from __future__ import annotations
@@ -12,20 +16,40 @@ import sys
 import uuid
 from pathlib import Path
 
+from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from csm.amendments import Amendment, SetFilter
+from csm.compliance.store import set_policy
 from csm.database import create_engine
 from csm.devstack.temporal import temporal_binary, tuning_args
 from csm.launch import start_sub_campaign
 from csm.settings import Settings
 from csm.testing.servers import fresh_database, smtp_sink
+from tests.conftest import BASELINE_POLICY
 from tests.helpers import campaign_with_list
 from tests.test_subcampaign_e2e import STRATEGY
 from worker import build_worker
+from workflows.subcampaign import SubCampaignWorkflow
 
 
-async def capture(target: Path, strategy: str = STRATEGY) -> None:
+async def early_messages(handle: WorkflowHandle) -> asyncio.Task:
+    """Messages sent before the day's plan exists; the amend update's task (still in flight)."""
+    await handle.signal("amend", {"operations": [{"op": "skip", "target": 2}], "reason": "early"})
+    await handle.signal(SubCampaignWorkflow.pause)
+    await handle.signal(SubCampaignWorkflow.resume)
+    update = asyncio.create_task(
+        handle.execute_update(
+            SubCampaignWorkflow.amend_update,
+            Amendment(operations=[SetFilter(target=3, filter="attempts = 0")]),
+        )
+    )
+    await asyncio.sleep(1)
+    return update
+
+
+async def capture(target: Path, strategy: str = STRATEGY, early: bool = False) -> None:
     async with fresh_database(None) as url, smtp_sink() as (port, _):
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(),
@@ -37,13 +61,18 @@ async def capture(target: Path, strategy: str = STRATEGY) -> None:
             settings = Settings(
                 database_url=url, smtp_host="127.0.0.1", smtp_port=port, _env_file=None
             )
+            # The suite's policy (no calling hours), so a capture runs at any hour of the day.
+            await set_policy(engine, BASELINE_POLICY, author="capture_history")
             campaign, list_name = await campaign_with_list(engine, strategy, contacts=40)
             queue = f"capture-{uuid.uuid4().hex[:6]}"
+            launched = await start_sub_campaign(
+                env.client, engine, campaign=campaign, list_name=list_name, task_queue=queue
+            )
+            update = await early_messages(launched.handle) if early else None
             async with build_worker(env.client, settings, engine=engine, task_queue=queue):
-                launched = await start_sub_campaign(
-                    env.client, engine, campaign=campaign, list_name=list_name, task_queue=queue
-                )
                 await launched.handle.result()
+                if update is not None:
+                    await update
             history = await launched.handle.fetch_history()
             target.write_text(history.to_json())
             print(f"wrote {target} ({len(history.events)} events)")
@@ -57,5 +86,7 @@ if __name__ == "__main__":
         from tests.test_shards import STRATEGY as SHARDED
 
         asyncio.run(capture(Path(sys.argv[1]), SHARDED))
+    elif sys.argv[2:] == ["early"]:
+        asyncio.run(capture(Path(sys.argv[1]), early=True))
     else:
         asyncio.run(capture(Path(sys.argv[1])))

@@ -5,7 +5,10 @@ for a pass's window or `after` delay on a timer that amendments and lifecycle
 messages wake, runs the pass as an activity, and at the end of the day
 continues-as-new into the next day with the defined strategy. Managers amend
 today's passes that have not started (signal or validated update), pause,
-resume and stop. Everything here is ids, names, codes and counts.
+resume and stop. A message may come at any moment, even before the day's plan
+exists or after today's passes are over: no handler raises anything but the
+ApplicationError meant for the caller, and the amendment log says what became of
+each. Everything here is ids, names, codes and counts.
 """
 
 from __future__ import annotations
@@ -46,6 +49,17 @@ STATE = state_key()
 PASS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
 )
+
+#: What the amendment log says of a message that arrived before the day's plan existed.
+EARLY = "received before the day's plan"
+HELD = "held until the day's plan was ready"
+
+#: Lifecycle action → (the states it applies in, the state it leads to).
+LIFECYCLE: dict[str, tuple[tuple[str, ...], str]] = {
+    "pause": (("running",), "paused"),
+    "resume": (("paused",), "running"),
+    "stop": (("running", "paused"), "stopped"),
+}
 
 
 @dataclass
@@ -98,6 +112,10 @@ class SubCampaignWorkflow:
         #: Applied amendments still in force, each with its entry in the log.
         self.active: list[tuple[AmendmentRecord, Amendment]] = []
         self.log: list[AmendmentRecord] = []
+        #: Amendments that arrived before the day's plan existed: each has its `pending`
+        #: entry in the log and is applied (or rejected) in order of arrival once it does.
+        self.held: list[tuple[AmendmentRecord, Amendment]] = []
+        self.day_over = False  # every pass of today is final: there is nothing left to amend
         self.wakeups = 0  # bumped by every message, so waiting timers re-evaluate
         self.previous_selection = params.previous_selection
         self.last_pass_ended: datetime | None = None
@@ -116,6 +134,7 @@ class SubCampaignWorkflow:
         self.defined = [p.model_copy(deep=True) for p in self.plan.passes]
         self.passes = [p.model_copy(deep=True) for p in self.plan.passes]
         self._publish()
+        self._settle_held()
 
         while self.state != "stopped":
             self._expire_amendments()
@@ -135,6 +154,7 @@ class SubCampaignWorkflow:
                 await asyncio.gather(self._run_pass(current), *map(self._run_pass, alongside))
             else:
                 await self._run_pass(current)
+        self.day_over = True
 
         totals = dict(params.totals)
         for planned_pass in self.passes:
@@ -349,13 +369,33 @@ class SubCampaignWorkflow:
         )
 
     def _record(self, amendment: Amendment, outcome: str, message: str = "") -> AmendmentRecord:
-        record = AmendmentRecord(
-            number=len(self.log) + 1,
+        return self._log_entry(
+            [describe(op) for op in amendment.operations],
+            outcome,
+            message,
             author=amendment.author,
             reason=amendment.reason,
-            received_at=workflow.now(),
             until=amendment.until,
-            operations=[describe(op) for op in amendment.operations],
+        )
+
+    def _log_entry(
+        self,
+        operations: list[str],
+        outcome: str,
+        message: str,
+        *,
+        author: str = "unknown",
+        reason: str = "",
+        until: datetime | None = None,
+    ) -> AmendmentRecord:
+        """A new entry in the amendment log (what `plan` shows the manager)."""
+        record = AmendmentRecord(
+            number=len(self.log) + 1,
+            author=author,
+            reason=reason,
+            received_at=workflow.now(),
+            until=until,
+            operations=operations,
             outcome=outcome,  # type: ignore[arg-type]
             message=message,
         )
@@ -367,6 +407,40 @@ class SubCampaignWorkflow:
         self.active.append((self._record(amendment, "applied"), amendment))
         self.wakeups += 1
         self._publish()
+
+    def _refusal(self) -> str | None:
+        """Why no amendment can apply now, whatever it says; None when one may."""
+        if self.state in ("stopped", "completed"):
+            return f"the sub-campaign is {self.state}"
+        if self.day_over:
+            return (
+                "today's passes are all over; an amendment changes only today's passes "
+                "that have not started, and the next day runs the defined strategy"
+            )
+        return None
+
+    def _hold(self, amendment: Amendment) -> AmendmentRecord:
+        """Keep an amendment that arrived before the day's plan, to apply once it exists."""
+        record = self._record(amendment, "pending", HELD)
+        self.held.append((record, amendment))
+        return record
+
+    def _settle_held(self) -> None:
+        """Apply (or reject, with the reason) the held amendments, in order of arrival."""
+        held, self.held = self.held, []
+        for record, amendment in held:
+            refusal = self._refusal()
+            try:
+                if refusal is not None:
+                    raise AmendmentRejected(refusal)
+                self.passes = self._amended(amendment)
+            except AmendmentRejected as err:
+                record.outcome, record.message = "rejected", f"{HELD}, then: {err}"
+                continue
+            record.outcome, record.message = "applied", HELD
+            self.active.append((record, amendment))
+            self.wakeups += 1
+            self._publish()
 
     def _expire_amendments(self) -> None:
         """After an amendment's `until`, the defined plan applies again to passes not started."""
@@ -400,26 +474,27 @@ class SubCampaignWorkflow:
         self._publish()
 
     @workflow.signal(name="amend")
-    def amend_signal(self, payload: Any) -> None:
-        """Fire-and-forget amendment (what the Temporal UI sends); invalid ones are logged."""
+    def amend_signal(self, payload: Any = None, *extra: Any) -> None:
+        """Fire-and-forget amendment (what the Temporal UI sends); invalid ones are logged.
+
+        Never raises: an exception here (a TypeError for a missing or extra input
+        included) would fail the workflow task on every retry. One that arrives before
+        the day's plan is held and applied once the plan exists.
+        """
         try:
+            if extra:
+                inputs = 1 + len(extra)
+                raise AmendmentRejected(f"malformed amendment: 1 input expected, got {inputs}")
             amendment = parse_amendment(payload)
         except AmendmentRejected as err:
-            self.log.append(
-                AmendmentRecord(
-                    number=len(self.log) + 1,
-                    author="unknown",
-                    reason="",
-                    received_at=workflow.now(),
-                    until=None,
-                    operations=[],
-                    outcome="rejected",
-                    message=str(err),
-                )
-            )
+            self._log_entry([], "rejected", str(err))
             return
-        if self.state in ("stopped", "completed"):
-            self._record(amendment, "rejected", f"the sub-campaign is {self.state}")
+        refusal = self._refusal()
+        if refusal is not None:
+            self._record(amendment, "rejected", refusal)
+            return
+        if self.plan is None:
+            self._hold(amendment)
             return
         try:
             self._apply(amendment)
@@ -427,25 +502,38 @@ class SubCampaignWorkflow:
             self._record(amendment, "rejected", str(err))
 
     @workflow.update(name="amend")
-    def amend_update(self, payload: Any) -> PlanView:
+    async def amend_update(self, payload: Any = None) -> PlanView:
         """Validated first (below), so only an amendment that applies gets here.
 
         The payload is taken raw and parsed by us, so a malformed one is refused with
-        what is wrong rather than the SDK's "Failed decoding arguments".
+        what is wrong rather than the SDK's "Failed decoding arguments". One that arrives
+        before the day's plan waits for it, then applies or is refused with the reason.
+        Only ApplicationError leaves this handler: anything else would wedge the workflow.
         """
-        self._apply(parse_amendment(payload))
+        try:
+            amendment = parse_amendment(payload)
+            if self.plan is not None:
+                self._apply(amendment)
+                return self.plan_query()
+        except AmendmentRejected as err:
+            raise ApplicationError(str(err), type="AmendmentRejected") from None
+        record = self._hold(amendment)
+        await workflow.wait_condition(lambda: record.outcome != "pending")
+        if record.outcome == "rejected":
+            raise ApplicationError(record.message, type="AmendmentRejected")
         return self.plan_query()
 
     @amend_update.validator
-    def _validate_amend(self, payload: Any) -> None:
+    def _validate_amend(self, payload: Any = None) -> None:
         try:
             amendment = parse_amendment(payload)
         except AmendmentRejected as err:
             raise ApplicationError(str(err), type="AmendmentRejected") from None
+        refusal = self._refusal()
+        if refusal is not None:
+            raise ApplicationError(f"{refusal}; it cannot be amended", type="AmendmentRejected")
         if self.plan is None:
-            raise ApplicationError("the day's plan is not ready yet; try again in a moment")
-        if self.state in ("stopped", "completed"):
-            raise ApplicationError(f"the sub-campaign is {self.state}; it cannot be amended")
+            return  # held until the day's plan exists; the handler answers then
         try:
             self._amended(amendment)
         except AmendmentRejected as err:
@@ -457,29 +545,46 @@ class SubCampaignWorkflow:
         self.wakeups += 1
         self._publish()
 
+    def _lifecycle(self, action: str) -> None:
+        """Pause, resume or stop when the state allows it; else nothing changes.
+
+        Before the day's plan exists the plan view has no pass to show the effect, so the
+        amendment log says what became of the message (the run then plans the day and
+        waits paused, or plans it and ends stopped).
+        """
+        allowed, target = LIFECYCLE[action]
+        applies = self.state in allowed
+        if self.plan is None:
+            if applies:
+                self._log_entry([action], "applied", f"{EARLY}; the sub-campaign is now {target}")
+            else:
+                nothing = f"{EARLY}; nothing to do: the sub-campaign is {self.state}"
+                self._log_entry([action], "rejected", nothing)
+        if applies:
+            self._set_state(target)
+
+    # Inputs given to these signals (the Temporal UI allows them) are ignored: without
+    # `*_ignored` the call would raise TypeError and fail the workflow task on every retry.
     @workflow.signal
-    def pause(self) -> None:
-        if self.state == "running":
-            self._set_state("paused")
+    def pause(self, *_ignored: Any) -> None:
+        self._lifecycle("pause")
 
     @workflow.signal
-    def resume(self) -> None:
-        if self.state == "paused":
-            self._set_state("running")
+    def resume(self, *_ignored: Any) -> None:
+        self._lifecycle("resume")
 
     @workflow.signal
-    def stop(self) -> None:
-        if self.state in ("running", "paused"):
-            self._set_state("stopped")
+    def stop(self, *_ignored: Any) -> None:
+        self._lifecycle("stop")
 
     @workflow.update(name="lifecycle")
     def lifecycle(self, action: str) -> str:
-        {"pause": self.pause, "resume": self.resume, "stop": self.stop}[action]()
+        self._lifecycle(action)
         return self.state
 
     @lifecycle.validator
     def _validate_lifecycle(self, action: str) -> None:
-        if action not in ("pause", "resume", "stop"):
+        if action not in LIFECYCLE:
             raise ApplicationError(f"unknown action {action!r}: pause, resume or stop")
         if self.state == "stopped" or self.state == "completed":
             raise ApplicationError(
