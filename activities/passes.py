@@ -28,7 +28,18 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from sqlalchemy import DateTime, Integer, SmallInteger, cast, func, insert, literal
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    SmallInteger,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -319,12 +330,8 @@ class PassActivities:
         clock = _Clock()
         first = PassKey(params.sub_campaign_id, params.day, params.pass_number)
         async with driver_connection(self.engine) as connection:
-            opens = None
-            if self.checks:
-                policy = await load_policy(connection, params.campaign_id)
-                hours = policy.hours_for(params.definition.channel.value, None)
-                opens = hours[0] if hours else None
-            await self._freeze(params, clock, policy_opens=opens)
+            policy = await load_policy(connection, params.campaign_id) if self.checks else None
+            await self._freeze(params, clock, policy=policy)
             if params.shard is not None:  # one shard of round 0; the others run alongside
                 for part in await split_round(connection, first, params.shards, clock.now()):
                     if part.shard == params.shard:
@@ -467,10 +474,12 @@ class PassActivities:
         return selected > 0
 
     async def _freeze(
-        self, params: PassInput, clock: _Clock, *, policy_opens: dt_time | None
+        self, params: PassInput, clock: _Clock, *, policy: ContactPolicy | None
     ) -> None:
         """Store the selection once, ordered by when each contact's window opens: the later
-        of the pass's window and the policy's hours (read on the contact's clock)."""
+        of the pass's window and the policy's hours for the contact's state (read on the
+        contact's clock). Contacts whose window is open come first, so a state whose hours
+        open later waits at the end instead of holding up the contacts behind it."""
         definition = params.definition
         node = check_filter(definition.filter, params.response_groups)
         among = None
@@ -479,18 +488,10 @@ class PassActivities:
             among = contacts.c.id.in_(
                 frozen_selection(params.sub_campaign_id, previous_day, previous_number)
             )
-        order = [contacts.c.id]
-        window = definition.window
-        starts = [policy_opens] if policy_opens else []
-        if window is not None and window.zone == "contact":
-            starts.append(window.start)
-        if starts:
-            local_open = datetime.combine(params.day, max(starts))
-            opens = func.timezone(
-                func.coalesce(contacts.c.timezone, params.campaign_timezone),
-                cast(literal(local_open), DateTime(timezone=False)),
-            )
-            order = [opens, contacts.c.id]
+        order: list[ColumnElement] = [contacts.c.id]
+        opens = _opening(params, policy)
+        if opens is not None:
+            order = [opens.asc().nulls_first(), contacts.c.id]
         query = selection_query(
             list_id=params.list_id,
             node=node,
@@ -997,14 +998,19 @@ class PassActivities:
         if params.definition.window is None and policy is None:
             return batch
         channel = params.definition.channel.value
-        by_state: dict[str | None, tuple[dt_time, dt_time] | None] = {}
+        by_state: dict[tuple[str | None, ZoneInfo], tuple[dt_time, dt_time] | None] = {}
+        today = clock.now()
 
         def hours(contact: _Contact) -> tuple[dt_time, dt_time] | None:
+            """The policy's hours for the contact; None on a holiday of its calendar (the
+            attempt's check skips it at once: a holiday never opens, so nobody waits)."""
             if policy is None:
                 return None
-            if contact.state not in by_state:
-                by_state[contact.state] = policy.hours_for(channel, contact.state)
-            return by_state[contact.state]
+            key = (contact.state, contact.zone)
+            if key not in by_state:
+                on_holiday = today.astimezone(contact.zone).date() in policy.holidays
+                by_state[key] = None if on_holiday else policy.hours_for(channel, contact.state)
+            return by_state[key]
 
         if wait:
             await self._window_open(
@@ -1316,3 +1322,41 @@ def _final_codes(params: PassInput) -> dict[str, list[tuple[str, str]]]:
         for code in params.response_groups.get(group, ()):
             codes.setdefault(code, []).append((group, scope))
     return codes
+
+
+def _opening(params: PassInput, policy: ContactPolicy | None) -> ColumnElement | None:
+    """When each contact's window opens on the pass's day, as a UTC instant (NULL: open
+    all day), for ordering the selection; None when every contact opens alike.
+
+    The opening is the later of the pass's window (when read on the contact's clock) and
+    the policy's hours for the contact's state on the pass's channel.
+    """
+    channel = params.definition.channel.value
+    window = params.definition.window
+    window_start = window.start if window is not None and window.zone == "contact" else None
+
+    def start(hours: tuple[dt_time, dt_time] | None) -> dt_time | None:
+        starts = [t for t in (hours[0] if hours else None, window_start) if t is not None]
+        return max(starts, default=None)
+
+    general = start(policy.hours_for(channel, None) if policy else None)
+    by_state: dict[str, dt_time | None] = {}
+    if policy is not None:
+        for code in policy.states:
+            if (opens := start(policy.hours_for(channel, code))) != general:
+                by_state[code] = opens
+    if general is None and not by_state:
+        return None
+
+    def local(at: dt_time | None) -> ColumnElement:
+        if at is None:
+            return null()
+        return cast(literal(datetime.combine(params.day, at)), DateTime(timezone=False))
+
+    local_open = local(general)
+    if by_state:  # the state's code is a bound parameter, never spliced into the SQL
+        state = func.upper(contacts.c.attributes.op("->>")("state"))
+        local_open = case(
+            *((state == code, local(at)) for code, at in by_state.items()), else_=local_open
+        )
+    return func.timezone(func.coalesce(contacts.c.timezone, params.campaign_timezone), local_open)
