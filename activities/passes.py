@@ -21,6 +21,7 @@ import json
 import string
 import time
 from collections.abc import Awaitable
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -77,7 +78,7 @@ from csm.ledger import (
     skip_remaining,
     split_round,
 )
-from csm.plan import PassCounts
+from csm.plan import PassCounts, WaitNote
 from csm.selection import contacts, frozen_selection, selection_query
 from csm.strategy.model import MAX_SHARDS, PassDefinition
 from csm.tables import PassProgress, PassSelection
@@ -103,6 +104,8 @@ _T = TypeVar("_T")
 HEARTBEAT_SECONDS = 2.0
 #: How long one batch should take: the most work a crash can leave `unknown`.
 BATCH_SECONDS = 0.5
+#: How long sending a pass's note to its workflow may take.
+NOTE_TIMEOUT = timedelta(seconds=5)
 
 
 @dataclass
@@ -196,6 +199,62 @@ class _Clock:
         if local is None:
             local = self._local[zone] = now.astimezone(zone)
         return local
+
+
+class _Notes:
+    """Why the pass waits, told to its workflow (signal `pass_note`) when it changes: the
+    note `csm status`, the web page and the Temporal UI show, "" once the pass works again.
+
+    Signals go out in order, one at a time, and never hold up the pass: a note that cannot
+    be sent is logged and dropped (the pass's work does not depend on it). Without a
+    Temporal client (a pass run directly, as benchmarks do) notes are kept, not sent.
+    """
+
+    def __init__(self, pass_number: int) -> None:
+        self.pass_number = pass_number
+        self.shown = ""
+        self._sent: asyncio.Future[None] | None = None
+        try:
+            info = activity.info()
+            client = activity.client()
+        except RuntimeError:
+            self._handle = None
+        else:
+            self._handle = client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+
+    def set(self, note: str) -> None:
+        if note == self.shown:
+            return
+        self.shown = note
+        if self._handle is not None:
+            self._sent = asyncio.ensure_future(self._send(self._sent, note))
+
+    async def _send(self, previous: asyncio.Future[None] | None, note: str) -> None:
+        if previous is not None:
+            await previous
+        assert self._handle is not None
+        try:
+            await self._handle.signal(
+                "pass_note", WaitNote(self.pass_number, note), rpc_timeout=NOTE_TIMEOUT
+            )
+        except Exception as error:  # whatever it is, a lost note must not fail the pass
+            activity.logger.warning("pass %s: note not sent: %s", self.pass_number, error)
+
+    async def sent(self) -> None:
+        """Wait for the notes in flight (before the activity returns)."""
+        if self._sent is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._sent)
+
+
+#: The running pass's notes (each activity task has its own).
+_notes: ContextVar[_Notes | None] = ContextVar("csm_pass_notes", default=None)
+
+
+def _note(note: str) -> None:
+    """Set the running pass's note (nothing outside a pass)."""
+    if (notes := _notes.get()) is not None:
+        notes.set(note)
 
 
 class _Pacer:
@@ -322,8 +381,14 @@ class PassActivities:
 
     @activity.defn(name="run_pass")
     async def run_pass(self, params: PassInput) -> PassCounts:
-        with metrics.pass_run(params.definition.channel.value):  # timed, rows counted
-            return await self._run_pass(params)
+        notes = _Notes(params.pass_number)
+        token = _notes.set(notes)
+        try:
+            with metrics.pass_run(params.definition.channel.value):  # timed, rows counted
+                return await self._run_pass(params)
+        finally:
+            _notes.reset(token)
+            await notes.sent()
 
     async def _run_pass(self, params: PassInput) -> PassCounts:
         params.check()
@@ -432,9 +497,13 @@ class PassActivities:
             key.round - 1,
         )
         due = (last_try or clock.now()) + params.definition.retries.gap  # the minimum gap
+        if due > clock.now():
+            retry_at = due.astimezone(UTC)
+            _note(f"waiting for the retry gap: try {key.round + 1} from {retry_at:%H:%M} UTC")
         while (wait := (due - clock.now()).total_seconds()) > 0:
             activity.heartbeat()
             await asyncio.sleep(min(wait, 1.0))
+        _note("")
         async with connection.transaction():
             claimed = await connection.fetchval(
                 "INSERT INTO pass_progress (sub_campaign_id, day, pass_number, round, started_at,"
@@ -599,7 +668,9 @@ class PassActivities:
                             if self.checks
                             else None
                         )
-                        opened = await self._opened(batch, params, clock, policy, cursor)
+                        opened = await self._opened(
+                            batch, params, clock, policy, cursor, left=selected - cursor
+                        )
                         if len(opened) < len(batch):
                             batch, last = opened, opened[-1].seq
                     if withdrawn:
@@ -987,9 +1058,11 @@ class PassActivities:
         cursor: int,
         *,
         wait: bool = True,
+        left: int = 0,
     ) -> list[_Contact]:
         """The batch's leading contacts whose windows are open, after waiting for the first
-        (`wait=False`: those open now, maybe none).
+        (`wait=False`: those open now, maybe none). While it waits, the pass's note says for
+        what, for how many contacts (`left` in the round) and until when.
 
         The selection is ordered by window opening, so a pass that starts when the
         first zone opens works the later zones as their windows open. The wait comes
@@ -1013,9 +1086,14 @@ class PassActivities:
             return by_state[key]
 
         if wait:
+            first = batch[0]
+            if note := self._wait_note(first, params, clock.now(), hours(first), left):
+                _note(note)
             await self._window_open(
-                batch[0], params, clock, asyncio.Event(), cursor, hours=hours(batch[0])
+                first, params, clock, asyncio.Event(), cursor, hours=hours(first)
             )
+            if note:
+                _note("")  # open: the pass works again
         now = clock.now()
         opening: dict[tuple[ZoneInfo, str | None], datetime] = {}  # by the contact's zone, state
         for n, contact in enumerate(batch):
@@ -1046,6 +1124,28 @@ class PassActivities:
             zone = contact.zone
             openings.append(datetime.combine(now.astimezone(zone).date(), hours[0], zone))
         return max(openings)
+
+    def _wait_note(
+        self,
+        contact: _Contact,
+        params: PassInput,
+        now: datetime,
+        hours: tuple[dt_time, dt_time] | None,
+        left: int,
+    ) -> str | None:
+        """Why the pass waits for `contact` (the first of the contacts left, in opening
+        order): counts and times only. None when its windows are open now."""
+        opens = self._opens_at(contact, params, now, hours)
+        if opens <= now:
+            return None
+        local = opens.astimezone(contact.zone)
+        what = "its window"
+        if hours is not None and datetime.combine(local.date(), hours[0], contact.zone) >= opens:
+            what = "calling hours"
+        return (
+            f"waiting for {what}: {left:,} contact{'s' if left != 1 else ''} left, the next"
+            f" open at {local:%H:%M} on their clock ({opens.astimezone(UTC):%H:%M} UTC)"
+        )
 
     async def _window_open(
         self,
@@ -1231,6 +1331,7 @@ class PassActivities:
             live=answered,
             abandoned=abandoned,
             heartbeat=activity.heartbeat,
+            note=_note,
         )
         return _Calls(live, lines)
 
