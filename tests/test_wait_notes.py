@@ -14,16 +14,19 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from csm import dialer
+from csm.agents import set_agents
 from csm.compliance.store import set_policy
 from csm.launch import Launched, start_sub_campaign
 from csm.plan import PassStatus
 from csm.results import live_status
 from csm.settings import Settings
-from tests.helpers import campaign_with_list, wait_for_plan
+from tests.helpers import campaign_with_list, unique, wait_for_plan
 from tests.test_subcampaign_control import slow_channels
 from tests.test_subcampaign_days import midday_zone
 from worker import build_worker
@@ -134,4 +137,35 @@ after = "1h"
         await handle.signal(SubCampaignWorkflow.resume)
         await wait_for_plan(
             handle, lambda p: p.passes[1].note.startswith("waiting for its `after`"), "resumed"
+        )
+
+
+async def test_a_dialer_pass_without_free_agents_says_so(
+    client: Client, engine: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody logged in: the pass waits for one and says so; once agents come, the note
+    goes and the calls start."""
+    monkeypatch.setattr(dialer, "AGENTS_NOTE_AFTER", 0.3)  # the pass's short waits stay silent
+    group = unique("nobody")
+    await set_agents(engine, group, 0)  # the group, with nobody logged in yet
+    strategy = f"""
+timezone = "{midday_zone()}"
+
+[[passes]]
+name = "agents"
+channel = "dialer"
+agents = "{group}"
+pacing = {{ mode = "progressive", hold = "1s", concurrency = 5 }}
+"""
+    async with _running(client, engine, settings, strategy) as launched:
+        handle = launched.handle
+        plan = await wait_for_plan(
+            handle, lambda p: p.passes[0].note.startswith("waiting for agents"), "agents note"
+        )
+        assert f"no agent of group {group} free" in plan.passes[0].note
+        await set_agents(engine, group, 3, talk_seconds=0.05, wrap_seconds=0.0)
+        await wait_for_plan(
+            handle,
+            lambda p: not p.passes[0].note.startswith("waiting for agents"),
+            "the agents note to clear",
         )
