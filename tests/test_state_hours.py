@@ -88,3 +88,42 @@ async def test_contacts_open_now_are_worked_while_a_later_state_waits(
         await task
     worked = dict(await rows_of(engine, query, s=sub.id))
     assert worked == {"NY": open_now}  # every open contact worked; no Florida row yet
+
+
+async def test_a_holiday_is_skipped_at_once_not_waited_for(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Hours that open in an hour, on a holiday of the contacts' calendar: the holiday
+    never opens, so the pass skips them `holiday` now instead of waiting the hour first."""
+    zone = midday_zone()
+    local_now = datetime.now(UTC).astimezone(ZoneInfo(zone))
+    opens = (local_now + timedelta(hours=1)).replace(second=0, microsecond=0)
+    strategy_text = _strategy(zone)
+    strategy = load_strategy(strategy_text)
+    campaign, list_name, prefix = unique("holiday"), unique("holiday"), unique("acct")
+    await create_campaign(engine, campaign, strategy, strategy_text)
+    await set_policy(
+        engine,
+        f'holidays = [{local_now:%Y-%m-%d}]\n[hours]\nvoice = "{opens:%H:%M}-23:59"\n',
+        campaign=campaign,
+    )
+    path = tmp_path / "holiday.csv"
+    rows = [f"{prefix}-{n},+1 212 555 {n:04},{zone}" for n in range(5)]
+    path.write_text("account,wireless,timezone\n" + "\n".join(rows) + "\n")
+    await import_list(engine, path, list_name, strict=True)
+    sub = await register_sub_campaign(
+        engine, campaign=campaign, list_name=list_name, name=unique("run")
+    )
+    env = ActivityEnvironment()
+    now = datetime.now(UTC)
+    env.info = dataclasses.replace(env.info, current_attempt_scheduled_time=now)
+    activities = PassActivities(engine, WatchingCarrier(latency_seconds=0).channels())
+    task = asyncio.ensure_future(env.run(activities.run_pass, pass_input(sub, strategy, 1, at=now)))
+    try:
+        counts = await asyncio.wait_for(asyncio.shield(task), 20)
+    except TimeoutError:
+        env.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        raise AssertionError("the pass waited for hours that never open on a holiday") from None
+    assert (counts.selected, counts.skip_reasons) == (5, {"holiday": 5})
