@@ -34,7 +34,8 @@ ABANDONED = "abandoned"
 ABANDON_WINDOW_DAYS = 30
 #: How long a free-agent count is reused before asking the desk again.
 FREE_AGENTS_TTL = 0.05
-#: A dialer pass that got no line for this long says it waits for agents (its note).
+#: A dialer pass that got no line for this long says it waits for agents (its note), until
+#: lines come this quickly again.
 AGENTS_NOTE_AFTER = 30.0
 
 
@@ -91,10 +92,7 @@ class DialerLines:
             free = await self._free_agents()
             if self.ringing < free + self.budget():  # no await between check and count
                 self.ringing += 1
-                self._line_at = time.monotonic()
-                if self._stalled and self.note is not None:
-                    self._stalled = False
-                    self.note("")
+                self._lined()
                 return True
             if stopping is not None and stopping.is_set():
                 return False
@@ -102,9 +100,20 @@ class DialerLines:
             self.heartbeat()
             await asyncio.sleep(FREE_AGENTS_TTL)
 
+    def _lined(self) -> None:
+        """A line was taken: once lines come quickly again (two within AGENTS_NOTE_AFTER),
+        the note goes. A pass whose few agents free up only now and then keeps its note
+        rather than setting and clearing it at every call."""
+        now = time.monotonic()
+        flowing = now - self._line_at < AGENTS_NOTE_AFTER
+        self._line_at = now
+        if self._stalled and flowing and self.note is not None:
+            self._stalled = False
+            self.note("")
+
     def _note_stall(self) -> None:
-        """Say the pass waits for agents once no line was free for AGENTS_NOTE_AFTER (a
-        line taken after clears it): the pacing's short waits for an agent stay silent."""
+        """Say the pass waits for agents once no line was free for AGENTS_NOTE_AFTER: the
+        pacing's short waits for an agent stay silent."""
         waited = time.monotonic() - self._line_at
         if self.note is None or self._stalled or waited < AGENTS_NOTE_AFTER:
             return
