@@ -3,6 +3,7 @@ compatible change of the workflow; commit the new file):
 
     python -m tests.capture_history tests/histories/subcampaign_three_passes.json
     python -m tests.capture_history tests/histories/subcampaign_sharded_pass.json sharded
+    python -m tests.capture_history tests/histories/subcampaign_wait_notes.json notes
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from csm.compliance.store import set_policy
 from csm.database import create_engine
 from csm.devstack.temporal import temporal_binary, tuning_args
 from csm.launch import start_sub_campaign
@@ -24,8 +26,26 @@ from tests.helpers import campaign_with_list
 from tests.test_subcampaign_e2e import STRATEGY
 from worker import build_worker
 
+#: Waits that set a pass's note: a retry gap inside the pass activity (its `pass_note`
+#: signals in the history) and an `after` delay in the workflow.
+NOTES = """
+timezone = "{zone}"
 
-async def capture(target: Path, strategy: str = STRATEGY) -> None:
+[[passes]]
+name = "call twice"
+channel = "voice"
+retries = {{ per_device = 1, gap = "3s" }}
+
+[[passes]]
+name = "text later"
+channel = "sms"
+after = "2s"
+"""
+#: Hours open whatever the time of the capture (the synthetic contacts live in US zones).
+ANY_HOURS = '[hours]\nvoice = "any"\nsms = "any"\n'
+
+
+async def capture(target: Path, strategy: str = STRATEGY, policy: str = "") -> None:
     async with fresh_database(None) as url, smtp_sink() as (port, _):
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(),
@@ -38,6 +58,8 @@ async def capture(target: Path, strategy: str = STRATEGY) -> None:
                 database_url=url, smtp_host="127.0.0.1", smtp_port=port, _env_file=None
             )
             campaign, list_name = await campaign_with_list(engine, strategy, contacts=40)
+            if policy:
+                await set_policy(engine, policy, campaign=campaign)
             queue = f"capture-{uuid.uuid4().hex[:6]}"
             async with build_worker(env.client, settings, engine=engine, task_queue=queue):
                 launched = await start_sub_campaign(
@@ -57,5 +79,9 @@ if __name__ == "__main__":
         from tests.test_shards import STRATEGY as SHARDED
 
         asyncio.run(capture(Path(sys.argv[1]), SHARDED))
+    elif sys.argv[2:] == ["notes"]:  # waits that set notes: a retry gap (signals), `after`
+        from tests.test_subcampaign_days import midday_zone
+
+        asyncio.run(capture(Path(sys.argv[1]), NOTES.format(zone=midday_zone()), ANY_HOURS))
     else:
         asyncio.run(capture(Path(sys.argv[1])))
