@@ -21,6 +21,7 @@ import json
 import string
 import time
 from collections.abc import Awaitable
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -28,7 +29,18 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from sqlalchemy import DateTime, Integer, SmallInteger, cast, func, insert, literal
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    SmallInteger,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -66,7 +78,7 @@ from csm.ledger import (
     skip_remaining,
     split_round,
 )
-from csm.plan import PassCounts
+from csm.plan import PassCounts, WaitNote
 from csm.selection import contacts, frozen_selection, selection_query
 from csm.strategy.model import MAX_SHARDS, PassDefinition
 from csm.tables import PassProgress, PassSelection
@@ -92,6 +104,8 @@ _T = TypeVar("_T")
 HEARTBEAT_SECONDS = 2.0
 #: How long one batch should take: the most work a crash can leave `unknown`.
 BATCH_SECONDS = 0.5
+#: How long sending a pass's note to its workflow may take.
+NOTE_TIMEOUT = timedelta(seconds=5)
 
 
 @dataclass
@@ -185,6 +199,62 @@ class _Clock:
         if local is None:
             local = self._local[zone] = now.astimezone(zone)
         return local
+
+
+class _Notes:
+    """Why the pass waits, told to its workflow (signal `pass_note`) when it changes: the
+    note `csm status`, the web page and the Temporal UI show, "" once the pass works again.
+
+    Signals go out in order, one at a time, and never hold up the pass: a note that cannot
+    be sent is logged and dropped (the pass's work does not depend on it). Without a
+    Temporal client (a pass run directly, as benchmarks do) notes are kept, not sent.
+    """
+
+    def __init__(self, pass_number: int) -> None:
+        self.pass_number = pass_number
+        self.shown = ""
+        self._sent: asyncio.Future[None] | None = None
+        try:
+            info = activity.info()
+            client = activity.client()
+        except RuntimeError:
+            self._handle = None
+        else:
+            self._handle = client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+
+    def set(self, note: str) -> None:
+        if note == self.shown:
+            return
+        self.shown = note
+        if self._handle is not None:
+            self._sent = asyncio.ensure_future(self._send(self._sent, note))
+
+    async def _send(self, previous: asyncio.Future[None] | None, note: str) -> None:
+        if previous is not None:
+            await previous
+        assert self._handle is not None
+        try:
+            await self._handle.signal(
+                "pass_note", WaitNote(self.pass_number, note), rpc_timeout=NOTE_TIMEOUT
+            )
+        except Exception as error:  # whatever it is, a lost note must not fail the pass
+            activity.logger.warning("pass %s: note not sent: %s", self.pass_number, error)
+
+    async def sent(self) -> None:
+        """Wait for the notes in flight (before the activity returns)."""
+        if self._sent is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._sent)
+
+
+#: The running pass's notes (each activity task has its own).
+_notes: ContextVar[_Notes | None] = ContextVar("csm_pass_notes", default=None)
+
+
+def _note(note: str) -> None:
+    """Set the running pass's note (nothing outside a pass)."""
+    if (notes := _notes.get()) is not None:
+        notes.set(note)
 
 
 class _Pacer:
@@ -311,20 +381,22 @@ class PassActivities:
 
     @activity.defn(name="run_pass")
     async def run_pass(self, params: PassInput) -> PassCounts:
-        with metrics.pass_run(params.definition.channel.value):  # timed, rows counted
-            return await self._run_pass(params)
+        notes = _Notes(params.pass_number)
+        token = _notes.set(notes)
+        try:
+            with metrics.pass_run(params.definition.channel.value):  # timed, rows counted
+                return await self._run_pass(params)
+        finally:
+            _notes.reset(token)
+            await notes.sent()
 
     async def _run_pass(self, params: PassInput) -> PassCounts:
         params.check()
         clock = _Clock()
         first = PassKey(params.sub_campaign_id, params.day, params.pass_number)
         async with driver_connection(self.engine) as connection:
-            opens = None
-            if self.checks:
-                policy = await load_policy(connection, params.campaign_id)
-                hours = policy.hours_for(params.definition.channel.value, None)
-                opens = hours[0] if hours else None
-            await self._freeze(params, clock, policy_opens=opens)
+            policy = await load_policy(connection, params.campaign_id) if self.checks else None
+            await self._freeze(params, clock, policy=policy)
             if params.shard is not None:  # one shard of round 0; the others run alongside
                 for part in await split_round(connection, first, params.shards, clock.now()):
                     if part.shard == params.shard:
@@ -425,9 +497,13 @@ class PassActivities:
             key.round - 1,
         )
         due = (last_try or clock.now()) + params.definition.retries.gap  # the minimum gap
+        if due > clock.now():
+            retry_at = due.astimezone(UTC)
+            _note(f"waiting for the retry gap: try {key.round + 1} from {retry_at:%H:%M} UTC")
         while (wait := (due - clock.now()).total_seconds()) > 0:
             activity.heartbeat()
             await asyncio.sleep(min(wait, 1.0))
+        _note("")
         async with connection.transaction():
             claimed = await connection.fetchval(
                 "INSERT INTO pass_progress (sub_campaign_id, day, pass_number, round, started_at,"
@@ -467,10 +543,12 @@ class PassActivities:
         return selected > 0
 
     async def _freeze(
-        self, params: PassInput, clock: _Clock, *, policy_opens: dt_time | None
+        self, params: PassInput, clock: _Clock, *, policy: ContactPolicy | None
     ) -> None:
         """Store the selection once, ordered by when each contact's window opens: the later
-        of the pass's window and the policy's hours (read on the contact's clock)."""
+        of the pass's window and the policy's hours for the contact's state (read on the
+        contact's clock). Contacts whose window is open come first, so a state whose hours
+        open later waits at the end instead of holding up the contacts behind it."""
         definition = params.definition
         node = check_filter(definition.filter, params.response_groups)
         among = None
@@ -479,18 +557,10 @@ class PassActivities:
             among = contacts.c.id.in_(
                 frozen_selection(params.sub_campaign_id, previous_day, previous_number)
             )
-        order = [contacts.c.id]
-        window = definition.window
-        starts = [policy_opens] if policy_opens else []
-        if window is not None and window.zone == "contact":
-            starts.append(window.start)
-        if starts:
-            local_open = datetime.combine(params.day, max(starts))
-            opens = func.timezone(
-                func.coalesce(contacts.c.timezone, params.campaign_timezone),
-                cast(literal(local_open), DateTime(timezone=False)),
-            )
-            order = [opens, contacts.c.id]
+        order: list[ColumnElement] = [contacts.c.id]
+        opens = _opening(params, policy)
+        if opens is not None:
+            order = [opens.asc().nulls_first(), contacts.c.id]
         query = selection_query(
             list_id=params.list_id,
             node=node,
@@ -598,7 +668,9 @@ class PassActivities:
                             if self.checks
                             else None
                         )
-                        opened = await self._opened(batch, params, clock, policy, cursor)
+                        opened = await self._opened(
+                            batch, params, clock, policy, cursor, left=selected - cursor
+                        )
                         if len(opened) < len(batch):
                             batch, last = opened, opened[-1].seq
                     if withdrawn:
@@ -986,9 +1058,11 @@ class PassActivities:
         cursor: int,
         *,
         wait: bool = True,
+        left: int = 0,
     ) -> list[_Contact]:
         """The batch's leading contacts whose windows are open, after waiting for the first
-        (`wait=False`: those open now, maybe none).
+        (`wait=False`: those open now, maybe none). While it waits, the pass's note says for
+        what, for how many contacts (`left` in the round) and until when.
 
         The selection is ordered by window opening, so a pass that starts when the
         first zone opens works the later zones as their windows open. The wait comes
@@ -997,19 +1071,29 @@ class PassActivities:
         if params.definition.window is None and policy is None:
             return batch
         channel = params.definition.channel.value
-        by_state: dict[str | None, tuple[dt_time, dt_time] | None] = {}
+        by_state: dict[tuple[str | None, ZoneInfo], tuple[dt_time, dt_time] | None] = {}
+        today = clock.now()
 
         def hours(contact: _Contact) -> tuple[dt_time, dt_time] | None:
+            """The policy's hours for the contact; None on a holiday of its calendar (the
+            attempt's check skips it at once: a holiday never opens, so nobody waits)."""
             if policy is None:
                 return None
-            if contact.state not in by_state:
-                by_state[contact.state] = policy.hours_for(channel, contact.state)
-            return by_state[contact.state]
+            key = (contact.state, contact.zone)
+            if key not in by_state:
+                on_holiday = today.astimezone(contact.zone).date() in policy.holidays
+                by_state[key] = None if on_holiday else policy.hours_for(channel, contact.state)
+            return by_state[key]
 
         if wait:
+            first = batch[0]
+            if note := self._wait_note(first, params, clock.now(), hours(first), left):
+                _note(note)
             await self._window_open(
-                batch[0], params, clock, asyncio.Event(), cursor, hours=hours(batch[0])
+                first, params, clock, asyncio.Event(), cursor, hours=hours(first)
             )
+            if note:
+                _note("")  # open: the pass works again
         now = clock.now()
         opening: dict[tuple[ZoneInfo, str | None], datetime] = {}  # by the contact's zone, state
         for n, contact in enumerate(batch):
@@ -1040,6 +1124,28 @@ class PassActivities:
             zone = contact.zone
             openings.append(datetime.combine(now.astimezone(zone).date(), hours[0], zone))
         return max(openings)
+
+    def _wait_note(
+        self,
+        contact: _Contact,
+        params: PassInput,
+        now: datetime,
+        hours: tuple[dt_time, dt_time] | None,
+        left: int,
+    ) -> str | None:
+        """Why the pass waits for `contact` (the first of the contacts left, in opening
+        order): counts and times only. None when its windows are open now."""
+        opens = self._opens_at(contact, params, now, hours)
+        if opens <= now:
+            return None
+        local = opens.astimezone(contact.zone)
+        what = "its window"
+        if hours is not None and datetime.combine(local.date(), hours[0], contact.zone) >= opens:
+            what = "calling hours"
+        return (
+            f"waiting for {what}: {left:,} contact{'s' if left != 1 else ''} left, the next"
+            f" open at {local:%H:%M} on their clock ({opens.astimezone(UTC):%H:%M} UTC)"
+        )
 
     async def _window_open(
         self,
@@ -1227,6 +1333,7 @@ class PassActivities:
             live=answered,
             abandoned=abandoned,
             heartbeat=activity.heartbeat,
+            note=_note,
         )
         return _Calls(live, lines)
 
@@ -1318,3 +1425,41 @@ def _final_codes(params: PassInput) -> dict[str, list[tuple[str, str]]]:
         for code in params.response_groups.get(group, ()):
             codes.setdefault(code, []).append((group, scope))
     return codes
+
+
+def _opening(params: PassInput, policy: ContactPolicy | None) -> ColumnElement | None:
+    """When each contact's window opens on the pass's day, as a UTC instant (NULL: open
+    all day), for ordering the selection; None when every contact opens alike.
+
+    The opening is the later of the pass's window (when read on the contact's clock) and
+    the policy's hours for the contact's state on the pass's channel.
+    """
+    channel = params.definition.channel.value
+    window = params.definition.window
+    window_start = window.start if window is not None and window.zone == "contact" else None
+
+    def start(hours: tuple[dt_time, dt_time] | None) -> dt_time | None:
+        starts = [t for t in (hours[0] if hours else None, window_start) if t is not None]
+        return max(starts, default=None)
+
+    general = start(policy.hours_for(channel, None) if policy else None)
+    by_state: dict[str, dt_time | None] = {}
+    if policy is not None:
+        for code in policy.states:
+            if (opens := start(policy.hours_for(channel, code))) != general:
+                by_state[code] = opens
+    if general is None and not by_state:
+        return None
+
+    def local(at: dt_time | None) -> ColumnElement:
+        if at is None:
+            return null()
+        return cast(literal(datetime.combine(params.day, at)), DateTime(timezone=False))
+
+    local_open = local(general)
+    if by_state:  # the state's code is a bound parameter, never spliced into the SQL
+        state = func.upper(contacts.c.attributes.op("->>")("state"))
+        local_open = case(
+            *((state == code, local(at)) for code, at in by_state.items()), else_=local_open
+        )
+    return func.timezone(func.coalesce(contacts.c.timezone, params.campaign_timezone), local_open)

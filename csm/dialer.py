@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -33,6 +34,9 @@ ABANDONED = "abandoned"
 ABANDON_WINDOW_DAYS = 30
 #: How long a free-agent count is reused before asking the desk again.
 FREE_AGENTS_TTL = 0.05
+#: A dialer pass that got no line for this long says it waits for agents (its note), until
+#: lines come this quickly again.
+AGENTS_NOTE_AFTER = 30.0
 
 
 async def abandon_history(connection: asyncpg.Connection, campaign_id: int) -> tuple[int, int]:
@@ -60,9 +64,14 @@ class DialerLines:
     live: int  # live answers over the window, this pass's included
     abandoned: int
     heartbeat: Callable[[], None]
+    #: Told why the pass waits when no agent freed a line for AGENTS_NOTE_AFTER, and ""
+    #: when one does: the pass's note (counts and times only).
+    note: Callable[[str], None] | None = None
     ringing: int = 0
     _free: int = 0
     _free_read: float = field(default=-math.inf)
+    _line_at: float = field(default_factory=time.monotonic)  # when a line was last taken
+    _stalled: bool = False  # the note says the pass waits for agents
 
     def budget(self) -> int:
         """Extra lines the abandon limit still allows (0 in progressive mode)."""
@@ -83,11 +92,37 @@ class DialerLines:
             free = await self._free_agents()
             if self.ringing < free + self.budget():  # no await between check and count
                 self.ringing += 1
+                self._lined()
                 return True
             if stopping is not None and stopping.is_set():
                 return False
+            self._note_stall()
             self.heartbeat()
             await asyncio.sleep(FREE_AGENTS_TTL)
+
+    def _lined(self) -> None:
+        """A line was taken: once lines come quickly again (two within AGENTS_NOTE_AFTER),
+        the note goes. A pass whose few agents free up only now and then keeps its note
+        rather than setting and clearing it at every call."""
+        now = time.monotonic()
+        flowing = now - self._line_at < AGENTS_NOTE_AFTER
+        self._line_at = now
+        if self._stalled and flowing and self.note is not None:
+            self._stalled = False
+            self.note("")
+
+    def _note_stall(self) -> None:
+        """Say the pass waits for agents once no line was free for AGENTS_NOTE_AFTER: the
+        pacing's short waits for an agent stay silent."""
+        waited = time.monotonic() - self._line_at
+        if self.note is None or self._stalled or waited < AGENTS_NOTE_AFTER:
+            return
+        self._stalled = True
+        since = datetime.now(UTC) - timedelta(seconds=waited)
+        self.note(
+            f"waiting for agents: no agent of group {self.group} free for a call"
+            f" since {since:%H:%M} UTC ({self.ringing} calls ringing)"
+        )
 
     def release(self, result: str) -> None:
         self.ringing -= 1

@@ -7,6 +7,7 @@ counts: no personal data.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
@@ -52,7 +53,7 @@ class PlannedPass(BaseModel):
     status: PassStatus = PassStatus.PENDING
     amended: bool = False
     added: bool = False  # added today by an amendment
-    note: str = ""  # why it was skipped, if it was
+    note: str = ""  # why it was skipped, or why it waits now (counts and times only)
     counts: PassCounts | None = None
 
 
@@ -95,6 +96,25 @@ def window_span(window: Window | None, plan: DayPlan) -> tuple[datetime, datetim
     opens = min(instant(window.start, offset) for offset in offsets)
     closes = max(instant(window.end, offset) for offset in offsets)
     return opens, closes
+
+
+@dataclass
+class WaitNote:
+    """A running pass's word on why it waits, or "" once it works again: what the pass
+    activity sends its workflow (signal `pass_note`) so status, the web page and the
+    Temporal UI can tell a wait from a hang. Counts and times only, never personal data."""
+
+    pass_number: int
+    note: str
+
+
+def campaign_clock(at: datetime, plan: DayPlan) -> str:
+    """`at` as a manager reads it: on the campaign's clock, and in UTC."""
+    utc = at.astimezone(UTC)
+    offset = plan.zone_offsets.get("@campaign")
+    if offset is None:
+        return f"{utc:%H:%M} UTC"
+    return f"{utc + timedelta(minutes=offset):%H:%M} {plan.campaign_timezone} ({utc:%H:%M} UTC)"
 
 
 def find_pass(passes: list[PlannedPass], reference: str | int) -> PlannedPass:

@@ -4,6 +4,7 @@ compatible change of the workflow; commit the new file):
     python -m tests.capture_history tests/histories/subcampaign_three_passes.json
     python -m tests.capture_history tests/histories/subcampaign_sharded_pass.json sharded
     python -m tests.capture_history tests/histories/subcampaign_early_messages.json early
+    python -m tests.capture_history tests/histories/subcampaign_wait_notes.json notes
 
 `early` sends messages before any worker runs (so before the day's plan exists): an
 amend signal, pause, resume and an amend update, which the workflow holds or logs.
@@ -33,6 +34,24 @@ from tests.test_subcampaign_e2e import STRATEGY
 from worker import build_worker
 from workflows.subcampaign import SubCampaignWorkflow
 
+#: Waits that set a pass's note: a retry gap inside the pass activity (its `pass_note`
+#: signals in the history) and an `after` delay in the workflow.
+NOTES = """
+timezone = "{zone}"
+
+[[passes]]
+name = "call twice"
+channel = "voice"
+retries = {{ per_device = 1, gap = "3s" }}
+
+[[passes]]
+name = "text later"
+channel = "sms"
+after = "2s"
+"""
+#: Hours open whatever the time of the capture (the synthetic contacts live in US zones).
+ANY_HOURS = '[hours]\nvoice = "any"\nsms = "any"\n'
+
 
 async def early_messages(handle: WorkflowHandle) -> asyncio.Task:
     """Messages sent before the day's plan exists; the amend update's task (still in flight)."""
@@ -49,7 +68,9 @@ async def early_messages(handle: WorkflowHandle) -> asyncio.Task:
     return update
 
 
-async def capture(target: Path, strategy: str = STRATEGY, early: bool = False) -> None:
+async def capture(
+    target: Path, strategy: str = STRATEGY, policy: str = "", early: bool = False
+) -> None:
     async with fresh_database(None) as url, smtp_sink() as (port, _):
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(),
@@ -64,6 +85,8 @@ async def capture(target: Path, strategy: str = STRATEGY, early: bool = False) -
             # The suite's policy (no calling hours), so a capture runs at any hour of the day.
             await set_policy(engine, BASELINE_POLICY, author="capture_history")
             campaign, list_name = await campaign_with_list(engine, strategy, contacts=40)
+            if policy:
+                await set_policy(engine, policy, campaign=campaign)
             queue = f"capture-{uuid.uuid4().hex[:6]}"
             launched = await start_sub_campaign(
                 env.client, engine, campaign=campaign, list_name=list_name, task_queue=queue
@@ -88,5 +111,9 @@ if __name__ == "__main__":
         asyncio.run(capture(Path(sys.argv[1]), SHARDED))
     elif sys.argv[2:] == ["early"]:
         asyncio.run(capture(Path(sys.argv[1]), early=True))
+    elif sys.argv[2:] == ["notes"]:  # waits that set notes: a retry gap (signals), `after`
+        from tests.test_subcampaign_days import midday_zone
+
+        asyncio.run(capture(Path(sys.argv[1]), NOTES.format(zone=midday_zone()), ANY_HOURS))
     else:
         asyncio.run(capture(Path(sys.argv[1])))

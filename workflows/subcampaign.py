@@ -35,7 +35,15 @@ with workflow.unsafe.imports_passed_through():
         describe,
         parse_amendment,
     )
-    from csm.plan import DayPlan, PassCounts, PassStatus, PlannedPass, window_span
+    from csm.plan import (
+        DayPlan,
+        PassCounts,
+        PassStatus,
+        PlannedPass,
+        WaitNote,
+        campaign_clock,
+        window_span,
+    )
     from csm.states import state_key
 
 CAMPAIGN = SearchAttributeKey.for_keyword("CsmCampaign")
@@ -142,9 +150,13 @@ class SubCampaignWorkflow:
             for other in self.passes:  # an amendment may have put another pass first
                 if other.status is PassStatus.WAITING and other is not current:
                     other.status = PassStatus.PENDING
+                    other.note = ""
             if current is None:
                 break
             if self.state == "paused":
+                if not current.note.startswith("paused"):
+                    current.note = f"paused since {campaign_clock(workflow.now(), self.plan)}"
+                    self._show()
                 await self._wait(None, "paused")
                 continue
             if not await self._ready(current):
@@ -190,6 +202,8 @@ class SubCampaignWorkflow:
         for planned in self.passes:
             if planned.status is PassStatus.WAITING:
                 planned.status = PassStatus.PENDING
+            if not planned.status.final:
+                planned.note = ""  # it waits for nothing any more
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return SubCampaignSummary(
@@ -204,11 +218,14 @@ class SubCampaignWorkflow:
         assert self.plan is not None
         now = workflow.now()
         start_at = self.plan.day_starts_at
+        waits_for = "the campaign day"
         span = window_span(current.definition.window, self.plan)
-        if span is not None:
-            start_at = max(start_at, span[0])
+        if span is not None and span[0] > start_at:
+            start_at, waits_for = span[0], "its window"
         if current.definition.after is not None and self.last_pass_ended is not None:
-            start_at = max(start_at, self.last_pass_ended + current.definition.after)
+            after_at = self.last_pass_ended + current.definition.after
+            if after_at > start_at:
+                start_at, waits_for = after_at, "its `after` delay"
         closes_at = span[1] if span is not None else self.plan.day_ends_at
         if current.status is PassStatus.PAUSED:
             return True  # it started already: resume it from its cursor
@@ -219,6 +236,8 @@ class SubCampaignWorkflow:
             return False
         if now < start_at:
             current.status = PassStatus.WAITING
+            starts = campaign_clock(start_at, self.plan)
+            current.note = f"waiting for {waits_for}: starts at {starts}"
             self._publish()
             await self._wait(start_at, f"pass {current.number} opens")
             return False
@@ -251,6 +270,7 @@ class SubCampaignWorkflow:
     async def _run_pass(self, current: PlannedPass) -> None:
         assert self.plan is not None
         current.status = PassStatus.RUNNING
+        current.note = ""  # it works now; its activity says when it waits
         self._publish()
         definition = current.definition
         if definition.pacing.shards > 1 and not await self._run_shards(current):
@@ -618,6 +638,14 @@ class SubCampaignWorkflow:
                     counts[name] = counts.get(name, 0) + getattr(planned.counts, name)
         return counts
 
+    @workflow.signal(name="pass_note")
+    def pass_note(self, note: WaitNote) -> None:
+        """A running pass's activity says why it waits (or "" once it works again)."""
+        for planned in self.passes:
+            if planned.number == note.pass_number and planned.status is PassStatus.RUNNING:
+                planned.note = note.note
+                self._show()
+
     def _publish(self) -> None:
         """Search attributes and the UI's current details: ids, codes and counts only."""
         day = self.plan.day.isoformat() if self.plan else ""
@@ -629,17 +657,23 @@ class SubCampaignWorkflow:
                 STATE.value_set(self.state),
             ]
         )
+        self._show()
+
+    def _show(self) -> None:
+        """The UI's current details: the day's passes with their counts and notes (no
+        command, so a note may change without touching the history)."""
+        day = self.plan.day.isoformat() if self.plan else ""
         lines = [
             f"**{self.params.sub_campaign}** · {day} · {self.state}",
             "",
-            "| # | pass | channel | status | selected | attempted |",
-            "|---|---|---|---|---|---|",
+            "| # | pass | channel | status | selected | attempted | note |",
+            "|---|---|---|---|---|---|---|",
         ]
         for p in self.passes:
             c = p.counts or PassCounts()
             lines.append(
                 f"| {p.number} | {p.definition.name} | {p.definition.channel.value} | "
                 f"{p.status.value}{' (amended)' if p.amended else ''} | "
-                f"{c.selected} | {c.attempted} |"
+                f"{c.selected} | {c.attempted} | {p.note.replace('|', '/')} |"
             )
         workflow.set_current_details("\n".join(lines))
