@@ -98,6 +98,16 @@ class Runner:
             timeout=120,
         )
 
+    async def modules(self, *args: str) -> set[str]:
+        """Every module `csm args` loads while it runs (`python -X importtime`'s report)."""
+        command = [sys.executable, "-X", "importtime", "-m", "csm.cli", *args]
+        result = await asyncio.to_thread(
+            subprocess.run, command, env=self.env, cwd=self.cwd, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        lines = (line.split("|") for line in result.stderr.splitlines())
+        return {parts[2].strip() for parts in lines if len(parts) == 3}
+
 
 @pytest.fixture
 async def csm(
@@ -166,6 +176,11 @@ async def test_start_status_amend_and_watch(
     assert first["results"] == plan.passes[0].counts.results  # ledger agrees with the workflow
     assert shown["passes"][1]["status"] == "waiting"
     assert shown["passes"][1]["results"] == {} and shown["passes"][1]["selected"] == 0
+    # Issue 13: a status reads with plain asyncpg and asks `plan` by name, so it loads
+    # neither SQLAlchemy nor the workflow module (and the activities behind it).
+    loaded = await csm.modules("status", list_name, "--json")
+    assert {"asyncpg", "temporalio.client", "csm.results"} <= loaded
+    assert not {m for m in loaded if m.startswith(("sqlalchemy", "sqlmodel", "workflows"))}
 
     refused = await csm("amend", list_name, "--skip-pass", "1")
     assert one_line_error(refused) == (
