@@ -418,3 +418,23 @@ def test_amendment_from_a_file_and_flags(tmp_path: Path, monkeypatch: pytest.Mon
     late.write_text(json.dumps({"operations": [{"op": "skip", "target": 1}], "until": "08:00"}))
     with pytest.raises(CsmError, match=rf"^{late}: until 08:00 is already past"):
         load_amendment_file(late, ZONE, now)
+
+
+def test_a_database_connection_lost_during_a_status_is_one_line(database_url: str) -> None:
+    """`csm status` reads on one plain connection (no pool to reconnect): the server dropping
+    it mid-command (a restart during `--watch`) ends the command in one line, no traceback."""
+    import asyncpg
+
+    from csm.cli.campaigns import with_connection
+    from csm.settings import asyncpg_dsn
+
+    async def dropped(connection: asyncpg.Connection) -> int:
+        other = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            await other.execute("SELECT pg_terminate_backend($1)", connection.get_server_pid())
+        finally:
+            await other.close()
+        return await connection.fetchval("SELECT 1")
+
+    with pytest.raises(CsmError, match=r"^lost the connection to the database at postgresql"):
+        with_connection(dropped, database_url)

@@ -51,16 +51,26 @@ def with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]], url: str
     """Run `work` on one plain asyncpg connection to `url` (a SQLAlchemy or libpq URL).
 
     For reads that must start fast (`csm status`): no SQLAlchemy, no pool. The reads take
-    it as they take an engine (csm.lookups.Db)."""
+    it as they take an engine (csm.lookups.Db). Without a pool nothing reconnects, so a
+    connection the server drops (a restart during `--watch`) ends the command in one line.
+    """
+    import asyncpg
+
     from csm.lookups import connect
-    from csm.settings import asyncpg_dsn
+    from csm.settings import asyncpg_dsn, mask_url_password
 
     async def run() -> T:
         connection = await connect(asyncpg_dsn(url))
         try:
             return await work(connection)
+        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as err:
+            if not connection.is_closed():
+                raise
+            raise CsmError(
+                f"lost the connection to the database at {mask_url_password(url)}: {err}"
+            ) from None
         finally:
-            await connection.close()
+            await connection.close()  # a no-op on a connection already closed
 
     return run_on_database(url, run)
 
