@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from csm.errors import CsmError
 from csm.filters import FilterError, check_filter
+from csm.plan import AmendmentRecord as AmendmentRecord  # the log's entry: lives with the plan
 from csm.plan import DayPlan, PassStatus, PlannedPass, find_pass, window_span
 from csm.strategy.model import Pacing, PassDefinition, Window
 from csm.vocabulary import CHANNEL_DEVICE_KINDS, Channel
@@ -98,24 +99,6 @@ class Amendment(_Strict):
         if value is not None and value.tzinfo is None:
             raise ValueError("until must carry its time zone (UTC instant)")
         return value
-
-
-class AmendmentRecord(BaseModel):
-    """The amendment log: who asked what, when, and whether it applied.
-
-    `pending`: it arrived before the day's plan existed and is held until it does. A
-    pause, resume or stop that arrived before the plan is logged here too (operations
-    `["pause"]`...), since no pass can show its effect yet.
-    """
-
-    number: int
-    author: str
-    reason: str
-    received_at: datetime
-    until: datetime | None
-    operations: list[str]  # "skip 3", "set_filter 'retry'"...
-    outcome: Literal["pending", "applied", "rejected", "expired"]  # pending: held for the plan
-    message: str = ""
 
 
 def describe(operation: BaseModel) -> str:

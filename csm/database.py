@@ -16,6 +16,8 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from csm.lookups import SERVER_SETTINGS
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -23,14 +25,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine whose connections run without PostgreSQL's JIT: csm's queries are short and
-    parameterised, and JIT compiling one (tens of ms, measured) costs more than it runs."""
+    """An engine whose connections run with csm's session settings (no JIT: see there)."""
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"jit": "off"}},
+        connect_args={"server_settings": SERVER_SETTINGS},
     )
 
 

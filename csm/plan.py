@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -55,6 +56,43 @@ class PlannedPass(BaseModel):
     added: bool = False  # added today by an amendment
     note: str = ""  # why it was skipped, or why it waits now (counts and times only)
     counts: PassCounts | None = None
+
+
+class AmendmentRecord(BaseModel):
+    """The amendment log: who asked what, when, and whether it applied.
+
+    `pending`: it arrived before the day's plan existed and is held until it does. A
+    pause, resume or stop that arrived before the plan is logged here too (operations
+    `["pause"]`...), since no pass can show its effect yet. It lives here, with the plan,
+    because the `plan` query answers with it (`PlanView`).
+    """
+
+    number: int
+    author: str
+    reason: str
+    received_at: datetime
+    until: datetime | None
+    operations: list[str]  # "skip 3", "set_filter 'retry'"...
+    outcome: Literal["pending", "applied", "rejected", "expired"]  # pending: held for the plan
+    message: str = ""
+
+
+#: The sub-campaign workflow's query that answers with a `PlanView`. Readers query it by
+#: name (`handle.query(PLAN_QUERY, result_type=PlanView)`), so `csm status` and the web
+#: page need not import the workflow module and the activities behind it.
+PLAN_QUERY = "plan"
+
+
+@dataclass
+class PlanView:
+    """What the `plan` query answers: today's passes and the amendment log. Counts only."""
+
+    sub_campaign: str
+    day: date | None
+    state: str
+    strategy_version: int | None
+    passes: list[PlannedPass]
+    amendments: list[AmendmentRecord]
 
 
 class DayPlan(BaseModel):

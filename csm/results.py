@@ -6,6 +6,10 @@ watch a pass while it runs, so the counts here come straight from the attempt
 ledger (`csm.ledger.count_pass`), which is exact at any moment: every batch's
 rows are committed together with the pass's cursor. The workflow is asked only
 for what it alone knows. Everything here is ids, names, codes and counts.
+
+Every read takes a `Db` (csm.lookups): an engine, or the one plain asyncpg
+connection `csm status` opens, so the status path never loads SQLAlchemy, and the
+plan's types come from csm.plan, not from the workflow module (issue 13).
 """
 
 from __future__ import annotations
@@ -15,17 +19,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from csm.database import driver_connection
 from csm.ledger import PassKey, count_pass
-from csm.plan import PassCounts, PlannedPass
+from csm.lookups import Db, SubCampaignRef, campaign_timezone, reading
+from csm.plan import PLAN_QUERY, PassCounts, PlannedPass, PlanView
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
-
-    from csm.subcampaigns import SubCampaignRef
-    from workflows.subcampaign import PlanView
 
 #: How long a query may wait for a worker before we say none is answering.
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -111,11 +110,11 @@ def _rounded(value: float | None) -> float | None:
 
 
 async def agent_utilisation(
-    engine: AsyncEngine, sub_campaign_id: int, day: date, pass_number: int, group: str
+    db: Db, sub_campaign_id: int, day: date, pass_number: int, group: str
 ) -> float | None:
     """The share of the group's agent time the pass's calls took, from its first attempt to
     its last record (or now, while it runs). None before it starts or without agents."""
-    async with driver_connection(engine) as connection:
+    async with reading(db) as connection:
         row = await connection.fetchrow(
             """
             WITH span AS (
@@ -178,13 +177,13 @@ class SubCampaignStatus:
 
 
 async def ledger_counts(
-    engine: AsyncEngine, sub_campaign_id: int, day: date, pass_numbers: Iterable[int]
+    db: Db, sub_campaign_id: int, day: date, pass_numbers: Iterable[int]
 ) -> dict[int, PassCounts]:
     """Exact counts of each pass of (sub-campaign, day), read from the ledger now."""
     numbers = sorted(set(pass_numbers))
     if not numbers:
         return {}
-    async with driver_connection(engine) as connection:
+    async with reading(db) as connection:
         return {
             number: await count_pass(connection, PassKey(sub_campaign_id, day, number))
             for number in numbers
@@ -200,22 +199,20 @@ def _first(*candidates: PassCounts | None) -> PassCounts:
     return next((c for c in candidates if c is not None), PassCounts())
 
 
-async def combine(engine: AsyncEngine, ref: SubCampaignRef, plan: PlanView) -> SubCampaignStatus:
+async def combine(db: Db, ref: SubCampaignRef, plan: PlanView) -> SubCampaignStatus:
     """The workflow's plan joined with live ledger counts for passes that started."""
-    from csm.campaigns import get_campaign
-
-    timezone = (await get_campaign(engine, ref.campaign)).timezone
+    timezone = await campaign_timezone(db, ref.campaign_id)
     live: dict[int, PassCounts] = {}
     if plan.day is not None:
         live = await ledger_counts(
-            engine, ref.id, plan.day, (p.number for p in plan.passes if _counted(p))
+            db, ref.id, plan.day, (p.number for p in plan.passes if _counted(p))
         )
     passes = []
     for p in plan.passes:
         group = p.definition.agent_group
         utilisation = None
         if group is not None and plan.day is not None and _counted(p):
-            utilisation = await agent_utilisation(engine, ref.id, plan.day, p.number, group)
+            utilisation = await agent_utilisation(db, ref.id, plan.day, p.number, group)
         passes.append(
             PassResult(
                 number=p.number,
@@ -244,14 +241,13 @@ async def combine(engine: AsyncEngine, ref: SubCampaignRef, plan: PlanView) -> S
 
 
 async def query_plan(handle: WorkflowHandle) -> PlanView:
-    """The workflow's `plan` query, bounded so a missing worker is an error, not a hang."""
-    from workflows.subcampaign import SubCampaignWorkflow
+    """The workflow's `plan` query, bounded so a missing worker is an error, not a hang.
 
-    return await handle.query(SubCampaignWorkflow.plan_query, rpc_timeout=QUERY_TIMEOUT)
+    Asked by name with its answer's type, so readers need not import the workflow module
+    (and the activities and tables behind it)."""
+    return await handle.query(PLAN_QUERY, result_type=PlanView, rpc_timeout=QUERY_TIMEOUT)
 
 
-async def live_status(
-    handle: WorkflowHandle, engine: AsyncEngine, ref: SubCampaignRef
-) -> SubCampaignStatus:
+async def live_status(handle: WorkflowHandle, db: Db, ref: SubCampaignRef) -> SubCampaignStatus:
     """Query the plan and count the ledger: one refresh of `csm status`."""
-    return await combine(engine, ref, await query_plan(handle))
+    return await combine(db, ref, await query_plan(handle))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,26 +10,15 @@ from sqlmodel import select
 
 from csm.campaigns import get_campaign
 from csm.database import session_factory
-from csm.errors import CsmError
+
+# The reference and its lookup are plain SQL on asyncpg (csm.lookups), so `csm status`
+# finds a sub-campaign without loading SQLAlchemy; re-exported here, where callers look.
+from csm.lookups import SubCampaignError as SubCampaignError
+from csm.lookups import SubCampaignRef as SubCampaignRef
+from csm.lookups import find_sub_campaign as find_sub_campaign
 from csm.names import line_problem
 from csm.strategy.model import StrategyDefinition
-from csm.tables import Campaign, ContactList, SubCampaign
-
-
-class SubCampaignError(CsmError):
-    """A sub-campaign that cannot be registered or found."""
-
-
-@dataclass(frozen=True)
-class SubCampaignRef:
-    """What a workflow needs to find its sub-campaign: ids and names only."""
-
-    id: int
-    campaign_id: int
-    campaign: str
-    list_id: int
-    name: str
-    workflow_id: str
+from csm.tables import ContactList, SubCampaign
 
 
 def workflow_id_for(campaign: str, sub_campaign: str) -> str:
@@ -108,34 +96,6 @@ async def register_sub_campaign(
             campaign_id=found.id,
             campaign=found.name,
             list_id=contact_list.id,
-            name=row.name,
-            workflow_id=row.workflow_id,
-        )
-
-
-async def find_sub_campaign(engine: AsyncEngine, reference: str) -> SubCampaignRef:
-    """A sub-campaign by workflow id, or by name when that name is unique."""
-    async with session_factory(engine)() as session:
-        rows = (
-            await session.exec(
-                select(SubCampaign).where(
-                    (SubCampaign.workflow_id == reference) | (SubCampaign.name == reference)
-                )
-            )
-        ).all()
-        if not rows:
-            raise SubCampaignError(f"unknown sub-campaign {reference!r}")
-        if len(rows) > 1:
-            ids = ", ".join(r.workflow_id for r in rows)
-            raise SubCampaignError(f"{reference!r} names several sub-campaigns: use one of {ids}")
-        row = rows[0]
-        campaign = await session.get(Campaign, row.campaign_id)
-        assert campaign is not None
-        return SubCampaignRef(
-            id=row.id,
-            campaign_id=row.campaign_id,
-            campaign=campaign.name,
-            list_id=row.list_id,
             name=row.name,
             workflow_id=row.workflow_id,
         )

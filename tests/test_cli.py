@@ -92,6 +92,40 @@ def test_the_command_line_imports_no_heavy_module_until_a_command_runs() -> None
     assert result.stdout == "[]\n"
 
 
+#: Every module `csm status` (with --watch, --json) loads while it runs: the command, its
+#: reads, the plan's types and Temporal's client.
+STATUS_PATH = (
+    "csm.cli.main",
+    "csm.cli.subcampaigns",
+    "csm.settings",
+    "csm.lookups",
+    "csm.results",
+    "csm.temporal_client",
+)
+#: What it must not load (issue 13: `csm status` in 0.7 s): SQLAlchemy, SQLModel and the
+#: tables, and the workflow module with the activities behind it.
+NOT_FOR_STATUS = (
+    "sqlalchemy",
+    "sqlmodel",
+    "csm.tables",
+    "csm.database",
+    "workflows.subcampaign",
+    "activities",
+)
+
+
+def test_the_status_command_loads_neither_sqlalchemy_nor_the_workflow_module() -> None:
+    script = (
+        "import sys\n"
+        f"for name in {STATUS_PATH!r}: __import__(name)\n"
+        "from csm.results import live_status, query_plan\n"
+        f"print(sorted(m for m in {NOT_FOR_STATUS!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+
+
 def test_the_list_format_choices_are_the_importers() -> None:
     from typing import get_args, get_type_hints
 

@@ -98,6 +98,16 @@ class Runner:
             timeout=120,
         )
 
+    async def modules(self, *args: str) -> set[str]:
+        """Every module `csm args` loads while it runs (`python -X importtime`'s report)."""
+        command = [sys.executable, "-X", "importtime", "-m", "csm.cli", *args]
+        result = await asyncio.to_thread(
+            subprocess.run, command, env=self.env, cwd=self.cwd, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        lines = (line.split("|") for line in result.stderr.splitlines())
+        return {parts[2].strip() for parts in lines if len(parts) == 3}
+
 
 @pytest.fixture
 async def csm(
@@ -166,6 +176,11 @@ async def test_start_status_amend_and_watch(
     assert first["results"] == plan.passes[0].counts.results  # ledger agrees with the workflow
     assert shown["passes"][1]["status"] == "waiting"
     assert shown["passes"][1]["results"] == {} and shown["passes"][1]["selected"] == 0
+    # Issue 13: a status reads with plain asyncpg and asks `plan` by name, so it loads
+    # neither SQLAlchemy nor the workflow module (and the activities behind it).
+    loaded = await csm.modules("status", list_name, "--json")
+    assert {"asyncpg", "temporalio.client", "csm.results"} <= loaded
+    assert not {m for m in loaded if m.startswith(("sqlalchemy", "sqlmodel", "workflows"))}
 
     refused = await csm("amend", list_name, "--skip-pass", "1")
     assert one_line_error(refused) == (
@@ -403,3 +418,23 @@ def test_amendment_from_a_file_and_flags(tmp_path: Path, monkeypatch: pytest.Mon
     late.write_text(json.dumps({"operations": [{"op": "skip", "target": 1}], "until": "08:00"}))
     with pytest.raises(CsmError, match=rf"^{late}: until 08:00 is already past"):
         load_amendment_file(late, ZONE, now)
+
+
+def test_a_database_connection_lost_during_a_status_is_one_line(database_url: str) -> None:
+    """`csm status` reads on one plain connection (no pool to reconnect): the server dropping
+    it mid-command (a restart during `--watch`) ends the command in one line, no traceback."""
+    import asyncpg
+
+    from csm.cli.campaigns import with_connection
+    from csm.settings import asyncpg_dsn
+
+    async def dropped(connection: asyncpg.Connection) -> int:
+        other = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            await other.execute("SELECT pg_terminate_backend($1)", connection.get_server_pid())
+        finally:
+            await other.close()
+        return await connection.fetchval("SELECT 1")
+
+    with pytest.raises(CsmError, match=r"^lost the connection to the database at postgresql"):
+        with_connection(dropped, database_url)

@@ -35,11 +35,13 @@ with workflow.unsafe.imports_passed_through():
         describe,
         parse_amendment,
     )
-    from csm.plan import (
+    from csm.plan import (  # PlanView: the `plan` query's answer, importable without us
+        PLAN_QUERY,
         DayPlan,
         PassCounts,
         PassStatus,
         PlannedPass,
+        PlanView,
         WaitNote,
         campaign_clock,
         window_span,
@@ -92,18 +94,6 @@ class SubCampaignSummary:
     state: str  # completed | stopped
     days_run: int
     totals: dict[str, int]
-
-
-@dataclass
-class PlanView:
-    """What `plan` answers: today's passes and the amendment log. Counts only."""
-
-    sub_campaign: str
-    day: date | None
-    state: str
-    strategy_version: int | None
-    passes: list[PlannedPass]
-    amendments: list[AmendmentRecord]
 
 
 @workflow.defn(name="SubCampaign")
@@ -616,7 +606,7 @@ class SubCampaignWorkflow:
             raise ApplicationError(f"the sub-campaign is {self.state}, not running")
 
     # ---- queries and what ops see ---------------------------------------------
-    @workflow.query(name="plan")
+    @workflow.query(name=PLAN_QUERY)
     def plan_query(self) -> PlanView:
         return PlanView(
             sub_campaign=self.params.sub_campaign,

@@ -30,7 +30,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from csm.cli.campaigns import with_database
+from csm.cli.campaigns import with_connection, with_database
 from csm.cli.layout import DOT, WideOrNarrow, records
 from csm.errors import CsmError
 from csm.files import read_small_text
@@ -40,13 +40,14 @@ from csm.vocabulary import Channel
 # Temporal's client, SQLAlchemy's asyncio layer and the pydantic models load inside the
 # commands that use them: `csm --help` and `csm status --help` never pay for them.
 if TYPE_CHECKING:
+    import asyncpg
     from sqlalchemy.ext.asyncio import AsyncEngine
     from temporalio.client import Client, WorkflowHandle
 
     from csm.amendments import Amendment
+    from csm.lookups import Db, SubCampaignRef
     from csm.results import PassResult, SubCampaignStatus
     from csm.settings import Settings
-    from csm.subcampaigns import SubCampaignRef
 
 console = Console()
 T = TypeVar("T")
@@ -97,6 +98,20 @@ def with_temporal(work: Callable[[Client, AsyncEngine, Settings], Awaitable[T]])
         return await work(client, engine, settings)
 
     return with_database(run)
+
+
+def with_temporal_reads(work: Callable[[Client, asyncpg.Connection, Settings], Awaitable[T]]) -> T:
+    """Like `with_temporal`, on one plain asyncpg connection: for `csm status`, which only
+    reads (csm.lookups) and must start fast, so it never loads SQLAlchemy."""
+    from csm.settings import load_settings
+
+    settings = load_settings()
+
+    async def run(connection: asyncpg.Connection) -> T:
+        client = await connect_temporal(settings)
+        return await work(client, connection, settings)
+
+    return with_connection(run, settings.effective_database_url)
 
 
 @contextlib.asynccontextmanager
@@ -180,13 +195,11 @@ async def _task_queue(handle: WorkflowHandle) -> str:
         return "?"
 
 
-async def resolve(
-    engine: AsyncEngine, client: Client, reference: str
-) -> tuple[SubCampaignRef, Any]:
+async def resolve(db: Db, client: Client, reference: str) -> tuple[SubCampaignRef, Any]:
     """The sub-campaign's row and a handle on its latest run (across days: continue-as-new)."""
-    from csm.subcampaigns import find_sub_campaign
+    from csm.lookups import find_sub_campaign
 
-    ref = await find_sub_campaign(engine, reference)
+    ref = await find_sub_campaign(db, reference)
     return ref, client.get_workflow_handle(ref.workflow_id)
 
 
@@ -738,7 +751,7 @@ def stop_command(sub: str = SUB_ARGUMENT) -> None:
 
 async def watch_status(
     handle: WorkflowHandle,
-    engine: AsyncEngine,
+    db: Db,
     ref: SubCampaignRef,
     *,
     as_json: bool,
@@ -757,18 +770,18 @@ async def watch_status(
             return False
         return (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
 
-    status = await live_status(handle, engine, ref)
+    status = await live_status(handle, db, ref)
     if as_json:
         while True:
             print(json.dumps(status.as_json()), flush=True)
             if await closed(status):
                 return status
             await asyncio.sleep(interval)
-            status = await live_status(handle, engine, ref)
+            status = await live_status(handle, db, ref)
     with Live(render_status(status), console=console, auto_refresh=False) as live:
         while not await closed(status):
             await asyncio.sleep(interval)
-            status = await live_status(handle, engine, ref)
+            status = await live_status(handle, db, ref)
             live.update(render_status(status), refresh=True)
     return status
 
@@ -790,17 +803,19 @@ def status_command(
     attempt by attempt. Works on completed and stopped sub-campaigns too.
     """
 
-    async def work(client: Client, engine: AsyncEngine, settings: Settings) -> SubCampaignStatus:
-        from csm.results import combine, query_plan
+    async def work(
+        client: Client, connection: asyncpg.Connection, settings: Settings
+    ) -> SubCampaignStatus:
+        from csm.results import live_status
 
-        ref, handle = await resolve(engine, client, sub)
+        ref, handle = await resolve(connection, client, sub)
         async with temporal_errors(handle, ref, settings, "read the status of"):
             if watch:
-                return await watch_status(handle, engine, ref, as_json=as_json)
-            return await combine(engine, ref, await query_plan(handle))
+                return await watch_status(handle, connection, ref, as_json=as_json)
+            return await live_status(handle, connection, ref)
 
-    try:
-        status = with_temporal(work)
+    try:  # plain asyncpg: the status path loads neither SQLAlchemy nor the workflow module
+        status = with_temporal_reads(work)
     except KeyboardInterrupt:  # Ctrl-C is how a watch ends
         return
     if watch:
