@@ -23,7 +23,6 @@ from datetime import date, datetime
 
 import asyncpg
 
-from csm.errors import CsmError
 from csm.plan import PassCounts
 from csm.vocabulary import UNKNOWN
 
@@ -125,16 +124,6 @@ async def mark_inflight(connection: asyncpg.Connection, key: PassKey, up_to: int
     )
 
 
-class StaleBatch(CsmError):
-    """A batch recorded after its range was closed (settled `unknown` or skipped).
-
-    Only an attempt that Temporal already gave up on (a heartbeat timeout under load, a
-    worker cut off from the server) can get here: its successor settled the batch when it
-    resumed. Recording it as well would hold its contacts twice (the `unknown` row has
-    device 0, so the unique key does not catch it), so the whole transaction is undone.
-    """
-
-
 async def record_batch(
     connection: asyncpg.Connection,
     key: PassKey,
@@ -146,8 +135,7 @@ async def record_batch(
     """The batch's attempt rows, their totals and the new cursor, in one transaction.
 
     `keep_later_inflight`: the next batch may already be marked in flight (the sweep
-    records a batch while it works the next); a mark past `cursor` then stays. A batch
-    with rows moves the cursor forward, or nothing is written (`StaleBatch`).
+    records a batch while it works the next); a mark past `cursor` then stays.
     """
     async with connection.transaction():
         if rows:
@@ -155,22 +143,14 @@ async def record_batch(
                 "attempts", records=rows, columns=ATTEMPT_COLUMNS
             )
             await add_to_totals(connection, key, rows)
-        # The cursor's row last: a mark of the next batch waits on its lock only for the
-        # commit. A batch with rows whose range is already closed updates no row.
-        status = await connection.execute(
+        await connection.execute(
             f"UPDATE {key.table} SET cursor = $5, updated_at = now(),"
             " inflight_to = CASE WHEN $6 AND inflight_to > $5 THEN inflight_to END"
-            f" {key.where} AND (cursor < $5 OR NOT $7)",
+            f" {key.where}",
             *key.where_args,
             cursor,
             keep_later_inflight,
-            bool(rows),
         )
-        if rows and status == "UPDATE 0":
-            raise StaleBatch(
-                f"pass {key.pass_number} try {key.round + 1}: a batch up to {cursor} came after"
-                " its range was closed (settled or skipped); it is not recorded"
-            )
 
 
 #: Results after which a contact does not count as attempted in `pass_reach`.
