@@ -429,9 +429,15 @@ def test_a_database_connection_lost_during_a_status_is_one_line(database_url: st
     from csm.settings import asyncpg_dsn
 
     async def dropped(connection: asyncpg.Connection) -> int:
+        pid = connection.get_server_pid()
         other = await asyncpg.connect(asyncpg_dsn(database_url))
         try:
-            await other.execute("SELECT pg_terminate_backend($1)", connection.get_server_pid())
+            await other.execute("SELECT pg_terminate_backend($1)", pid)
+            for _ in range(100):  # the backend exits after the call returns: wait until gone
+                gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
+                if await other.fetchval(gone, pid):
+                    break
+                await asyncio.sleep(0.05)
         finally:
             await other.close()
         return await connection.fetchval("SELECT 1")

@@ -63,8 +63,12 @@ def with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]], url: str
         connection = await connect(asyncpg_dsn(url))
         try:
             return await work(connection)
-        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as err:
-            if not connection.is_closed():
+        except (
+            asyncpg.InterfaceError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InternalClientError,  # a query racing the server's goodbye (seen in CI)
+        ) as err:
+            if not connection.is_closed() and not isinstance(err, asyncpg.InternalClientError):
                 raise
             raise CsmError(
                 f"lost the connection to the database at {mask_url_password(url)}: {err}"
