@@ -283,6 +283,7 @@ class _BatchContext:
     provider: ChannelProvider
     pacer: _Pacer
     try_number: int
+    start: int  # the cursor the batch starts from: its contacts are seqs past it
     rows: list[AttemptRow]
     key_prefix: str  # of the stable attempt key: sub-campaign, day, pass
     head: tuple[int, int, date, int]  # every row's sub-campaign, campaign, day, pass
@@ -303,6 +304,7 @@ class _BatchContext:
         channels: Channels,
         pacer: _Pacer,
         try_number: int,
+        start: int,
         gate: BatchGate | None,
         calls: _Calls | None,
         stopping: asyncio.Event,
@@ -316,6 +318,7 @@ class _BatchContext:
             provider=channels.for_channel(definition.channel),
             pacer=pacer,
             try_number=try_number,
+            start=start,
             key_prefix=f"{params.sub_campaign_id}-{params.day:%Y%m%d}-{params.pass_number}-",
             head=(params.sub_campaign_id, params.campaign_id, params.day, params.pass_number),
             channel=definition.channel.value,
@@ -809,7 +812,12 @@ class PassActivities:
                 )
                 await release(connection, _holder(key), context.leased)
             await record_batch(
-                connection, key, context.rows, cursor, keep_later_inflight=next_inflight
+                connection,
+                key,
+                context.rows,
+                cursor,
+                start=context.start,
+                keep_later_inflight=next_inflight,
             )
         if (counted := metrics.current()) is not None:
             counted.recorded(context.rows)  # committed: count them once
@@ -837,7 +845,7 @@ class PassActivities:
         """
         if policy is None:
             context = _BatchContext.of(
-                params, self.channels, pacer, key.round, None, calls, stopping
+                params, self.channels, pacer, key.round, cursor, None, calls, stopping
             )
             handled = await self._attempt_batch(batch, params, clock, context, stopping, cursor)
             return context, handled
@@ -846,7 +854,9 @@ class PassActivities:
         gate, claimed, blocked = leased.gate, leased.claimed, leased.blocked
         holder = _holder(key)
         agent_day = (params.sub_campaign_id, params.day) if calls else None
-        context = _BatchContext.of(params, self.channels, pacer, key.round, gate, calls, stopping)
+        context = _BatchContext.of(
+            params, self.channels, pacer, key.round, cursor, gate, calls, stopping
+        )
         context.leased.extend(claimed)
         ready = [c for c in batch if c.contact_id in claimed or c.contact_id in blocked]
         waiting = [c for c in batch if c.contact_id not in claimed and c.contact_id not in blocked]

@@ -70,7 +70,7 @@ async def run(contacts: int, repeats: int) -> None:
         async with driver_connection(engine) as connection:
             await connection.execute(
                 "INSERT INTO pass_progress (sub_campaign_id, day, pass_number, round, started_at,"
-                " selected, cursor, finished, updated_at) VALUES ($1, $2, 1, 0, now(), $3, $3,"
+                " selected, cursor, finished, updated_at) VALUES ($1, $2, 1, 0, now(), $3, 0,"
                 " false, now())",
                 sub.id,
                 day,
@@ -89,7 +89,7 @@ async def run(contacts: int, repeats: int) -> None:
                     (sub.id, sub.campaign_id, day, 1, i, i, 0, "voice", RESULTS[i % 4], None, now)
                     for i in ids[start : start + 2000]
                 ]
-                await record_batch(connection, key, rows, contacts)
+                await record_batch(connection, key, rows, start + len(rows), start=start)
         print(f"{contacts:,} ledger rows in {time.perf_counter() - began:.1f}s", flush=True)
 
         async def refresh() -> None:

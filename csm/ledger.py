@@ -23,6 +23,7 @@ from datetime import date, datetime
 
 import asyncpg
 
+from csm.errors import CsmError
 from csm.plan import PassCounts
 from csm.vocabulary import UNKNOWN
 
@@ -124,18 +125,33 @@ async def mark_inflight(connection: asyncpg.Connection, key: PassKey, up_to: int
     )
 
 
+class StaleBatch(CsmError):
+    """A batch recorded after its range was closed (settled `unknown` or skipped).
+
+    Only an attempt that Temporal already gave up on (a heartbeat timeout under load, a
+    worker cut off from the server) gets here: its successor settled the batch when it
+    resumed. Recording it as well would hold its contacts twice (an `unknown` row has
+    device 0, so the ledger's unique key does not catch it) or move the cursor back, so
+    the whole transaction is undone.
+    """
+
+
 async def record_batch(
     connection: asyncpg.Connection,
     key: PassKey,
     rows: Sequence[AttemptRow],
     cursor: int,
     *,
+    start: int,
     keep_later_inflight: bool = False,
 ) -> None:
     """The batch's attempt rows, their totals and the new cursor, in one transaction.
 
-    `keep_later_inflight`: the next batch may already be marked in flight (the sweep
-    records a batch while it works the next); a mark past `cursor` then stays.
+    `start`: the cursor the batch started from. Batches are recorded in order, so the
+    stored cursor is never past it, unless the batch's range was closed meanwhile
+    (`StaleBatch`, nothing written). `keep_later_inflight`: the next batch may already be
+    marked in flight (the sweep records a batch while it works the next); a mark past
+    `cursor` then stays.
     """
     async with connection.transaction():
         if rows:
@@ -143,14 +159,22 @@ async def record_batch(
                 "attempts", records=rows, columns=ATTEMPT_COLUMNS
             )
             await add_to_totals(connection, key, rows)
-        await connection.execute(
+        # The cursor's row last: a mark of the next batch waits on its lock only for the
+        # commit.
+        status = await connection.execute(
             f"UPDATE {key.table} SET cursor = $5, updated_at = now(),"
             " inflight_to = CASE WHEN $6 AND inflight_to > $5 THEN inflight_to END"
-            f" {key.where}",
+            f" {key.where} AND cursor <= $7",
             *key.where_args,
             cursor,
             keep_later_inflight,
+            start,
         )
+        if status == "UPDATE 0":
+            raise StaleBatch(
+                f"pass {key.pass_number} try {key.round + 1}: the batch after {start} came"
+                " after its range was closed (settled or skipped); it is not recorded"
+            )
 
 
 #: Results after which a contact does not count as attempted in `pass_reach`.

@@ -174,7 +174,7 @@ async def test_a_batch_a_crash_settles_and_a_stop_add_up(engine: AsyncEngine) ->
                 rows.append(
                     (*base, contact_id, n + 1000, 0, "voice", "delivered_machine", None, now)
                 )
-        await record_batch(connection, key, rows, 20)
+        await record_batch(connection, key, rows, 20, start=0)
         await mark_inflight(connection, key, 40)
         settled = await settle_inflight(
             connection, key, campaign_id=sub.campaign_id, channel="voice", now=now

@@ -29,7 +29,14 @@ from temporalio.client import Client, WorkflowHandle
 
 from csm.database import driver_connection
 from csm.launch import start_sub_campaign
-from csm.ledger import PassKey, mark_inflight, record_batch, settle_inflight, skip_remaining
+from csm.ledger import (
+    PassKey,
+    StaleBatch,
+    mark_inflight,
+    record_batch,
+    settle_inflight,
+    skip_remaining,
+)
 from csm.schedule import campaign_day
 from csm.settings import Settings
 from csm.strategy import load_strategy
@@ -333,8 +340,8 @@ async def test_handled_never_exceeds_selected_with_unknown_attempts(
     web: str, engine: AsyncEngine
 ) -> None:
     """A crash's batch in flight settled `unknown`, then recorded after all by the attempt
-    that was still running: the ledger holds those contacts twice; the index counts them
-    once, and never shows more handled than selected."""
+    that was still running: the ledger refuses the late batch whole (its contacts are
+    held once, as `unknown`), and the index never shows more handled than selected."""
     campaign, list_name = await campaign_with_list(engine, ONE_PASS, contacts=50, seed=7)
     sub = await register_sub_campaign(engine, campaign=campaign, list_name=list_name)
     day = campaign_day(datetime.now(UTC), load_strategy(ONE_PASS).timezone)
@@ -363,7 +370,7 @@ async def test_handled_never_exceeds_selected_with_unknown_attempts(
         def tried(contacts: list[int]) -> list[tuple]:
             return [(*base, c, c, 0, "voice", "no_answer", None, now) for c in contacts]
 
-        await record_batch(connection, key, tried(ids[:20]), 20)
+        await record_batch(connection, key, tried(ids[:20]), 20, start=0)
         await mark_inflight(connection, key, 40)
         unknown = await settle_inflight(
             connection, key, campaign_id=sub.campaign_id, channel="voice", now=now
@@ -371,11 +378,16 @@ async def test_handled_never_exceeds_selected_with_unknown_attempts(
         await skip_remaining(
             connection, key, campaign_id=sub.campaign_id, channel="voice", reason="stopped", now=now
         )
-        await record_batch(connection, key, tried(ids[20:40]), 50)  # the late batch
+        late = tried(ids[20:40])  # the batch (20, 40] of the attempt Temporal gave up on
+        with pytest.raises(StaleBatch, match="after its range was closed"):
+            await record_batch(connection, key, late, 40, start=20)
         reach = await connection.fetchval(
             "SELECT attempted + skipped FROM pass_reach WHERE sub_campaign_id = $1", sub.id
         )
-    assert (unknown, reach) == (20, 70)  # the ledger's reach counts those 20 twice
+        rows = await connection.fetchval(
+            "SELECT count(*) FROM attempts WHERE sub_campaign_id = $1", sub.id
+        )
+    assert (unknown, reach, rows) == (20, 50, 50)  # each contact held once
     status, body = await asyncio.to_thread(_get, f"{web}/api/sub-campaigns", TOKEN)
     assert status == 200, body
     row = next(r for r in json.loads(body) if r["id"] == sub.id)
