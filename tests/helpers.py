@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import date
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csm.campaigns import create_campaign
 from csm.strategy import load_strategy
+from csm.subcampaigns import SubCampaignRef
 from csm.synthetic import create_synthetic_list
 from workflows.subcampaign import PlanView, SubCampaignWorkflow
 
@@ -61,3 +64,28 @@ async def wait_for_plan(handle, predicate: Callable[[PlanView], bool], what: str
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def freeze_whole_list(
+    connection: asyncpg.Connection, sub: SubCampaignRef, day: date
+) -> list[int]:
+    """Pass 1's selection frozen by hand (every list member, in contact id order) with its
+    cursor at 0, as `run_pass` leaves it before the first batch; the contact ids, sorted.
+
+    For tests that write the ledger directly (batches, settles, skips) without a pass."""
+    rows = await connection.fetch(
+        "INSERT INTO pass_selections (sub_campaign_id, day, pass_number, round, seq,"
+        " contact_id) SELECT $1, $2, 1, 0, row_number() OVER (ORDER BY contact_id),"
+        " contact_id FROM list_members WHERE list_id = $3 RETURNING contact_id",
+        sub.id,
+        day,
+        sub.list_id,
+    )
+    await connection.execute(
+        "INSERT INTO pass_progress (sub_campaign_id, day, pass_number, round, selected,"
+        " cursor, finished, updated_at) VALUES ($1, $2, 1, 0, $3, 0, false, now())",
+        sub.id,
+        day,
+        len(rows),
+    )
+    return sorted(r[0] for r in rows)

@@ -22,7 +22,7 @@ from csm.strategy import load_strategy
 from csm.subcampaigns import register_sub_campaign
 from csm.synthetic import create_synthetic_list
 from tests.compliance_helpers import WatchingCarrier, run_pass
-from tests.helpers import unique
+from tests.helpers import freeze_whole_list, unique
 
 STRATEGY = """
 timezone = "America/New_York"
@@ -103,20 +103,7 @@ async def test_rows_written_by_sql_are_counted_too(engine: AsyncEngine) -> None:
     day = campaign_day(datetime.now(UTC), strategy.timezone)
     key = PassKey(sub.id, day, 1)
     async with driver_connection(engine) as connection:
-        await connection.execute(
-            "INSERT INTO pass_progress (sub_campaign_id, day, pass_number, round, selected,"
-            " cursor, finished, updated_at) VALUES ($1, $2, 1, 0, 50, 0, false, now())",
-            sub.id,
-            day,
-        )
-        await connection.execute(
-            "INSERT INTO pass_selections (sub_campaign_id, day, pass_number, round, seq,"
-            " contact_id) SELECT $1, $2, 1, 0, row_number() OVER (ORDER BY contact_id),"
-            " contact_id FROM list_members WHERE list_id = $3",
-            sub.id,
-            day,
-            sub.list_id,
-        )
+        await freeze_whole_list(connection, sub, day)
         closed = await skip_remaining(
             connection,
             key,
@@ -143,24 +130,7 @@ async def test_a_batch_a_crash_settles_and_a_stop_add_up(engine: AsyncEngine) ->
     key = PassKey(sub.id, day, 1)
     now = datetime.now(UTC)
     async with driver_connection(engine) as connection:
-        await connection.execute(
-            "INSERT INTO pass_progress (sub_campaign_id, day, pass_number, round, selected,"
-            " cursor, finished, updated_at) VALUES ($1, $2, 1, 0, 50, 0, false, now())",
-            sub.id,
-            day,
-        )
-        ids = [
-            r[0]
-            for r in await connection.fetch(
-                "INSERT INTO pass_selections (sub_campaign_id, day, pass_number, round, seq,"
-                " contact_id) SELECT $1, $2, 1, 0, row_number() OVER (ORDER BY contact_id),"
-                " contact_id FROM list_members WHERE list_id = $3 RETURNING contact_id",
-                sub.id,
-                day,
-                sub.list_id,
-            )
-        ]
-        ids.sort()
+        ids = await freeze_whole_list(connection, sub, day)
         base = (sub.id, sub.campaign_id, day, 1)
         rows = []
         for n, contact_id in enumerate(ids[:20]):

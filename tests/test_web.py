@@ -45,7 +45,7 @@ from csm.testing.servers import free_port
 from csm.web.app import create_app
 from csm.web.auth import COOKIE
 from tests.compliance_helpers import rows_of
-from tests.helpers import campaign_with_list
+from tests.helpers import campaign_with_list, freeze_whole_list
 from tests.test_cli_subcampaigns import Runner, one_line_error
 from worker import build_worker
 from workflows.subcampaign import SubCampaignWorkflow
@@ -348,23 +348,7 @@ async def test_handled_never_exceeds_selected_with_unknown_attempts(
     key = PassKey(sub.id, day, 1)
     now = datetime.now(UTC)
     async with driver_connection(engine) as connection:
-        await connection.execute(
-            "INSERT INTO pass_progress (sub_campaign_id, day, pass_number, round, selected,"
-            " cursor, finished, updated_at) VALUES ($1, $2, 1, 0, 50, 0, false, now())",
-            sub.id,
-            day,
-        )
-        ids = sorted(
-            r[0]
-            for r in await connection.fetch(
-                "INSERT INTO pass_selections (sub_campaign_id, day, pass_number, round, seq,"
-                " contact_id) SELECT $1, $2, 1, 0, row_number() OVER (ORDER BY contact_id),"
-                " contact_id FROM list_members WHERE list_id = $3 RETURNING contact_id",
-                sub.id,
-                day,
-                sub.list_id,
-            )
-        )
+        ids = await freeze_whole_list(connection, sub, day)
         base = (sub.id, sub.campaign_id, day, 1)
 
         def tried(contacts: list[int]) -> list[tuple]:
