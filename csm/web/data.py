@@ -47,9 +47,10 @@ class SubCampaignRow:
 async def sub_campaign_rows(client: Client, engine: AsyncEngine) -> list[SubCampaignRow]:
     """Every sub-campaign, newest first, with its state and today's progress.
 
-    Handled counts, per pass, at most the contacts the pass selected: a contact the
-    ledger holds twice (a batch settled `unknown` after a crash, then recorded by the
-    attempt that was still running) is still one contact of the selection.
+    Handled counts, per pass, at most the contacts the pass selected. The ledger refuses
+    the batch that would hold a contact twice (`csm.ledger.StaleBatch`: settled `unknown`
+    after a crash, then recorded by the attempt Temporal gave up on); the cap keeps the
+    page honest should any other write ever count one twice.
     """
     async with driver_connection(engine) as connection:
         rows = await connection.fetch(
