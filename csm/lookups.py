@@ -53,10 +53,19 @@ async def reading(db: Db) -> AsyncIterator[asyncpg.Connection]:
     if isinstance(db, asyncpg.Connection):
         yield db
         return
-    from csm.database import driver_connection  # loads SQLAlchemy: the caller has it already
-
     async with driver_connection(db) as connection:
         yield connection
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection as asyncpg itself: COPY and array parameters on the hot paths.
+
+    It lives here, not in csm.database, so that plain reads need not load SQLAlchemy's
+    modules (the engine in hand has them loaded already)."""
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        yield raw.driver_connection  # type: ignore[misc]
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
