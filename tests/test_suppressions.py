@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csm.campaigns import create_campaign
+from csm.cli.suppress import import_summary
 from csm.lists import import_list
 from csm.lists.phones import PhoneError, PhoneNormaliser
 from csm.strategy import load_strategy
@@ -246,7 +247,7 @@ async def test_import_adds_every_target_and_counts_what_was_there(
     assert report.already_present == {"account": 0, "phone": 1, "email": 0}
     assert report.duplicates_in_file == 2
     assert report.ignored_columns == ["note"]
-    assert report.summary()[0].endswith(
+    assert import_summary(report)[0].endswith(
         f"3 suppressions added for campaign {campaign!r}, 1 already present"
     )
     page = await list_suppressions(engine, campaign=campaign)
