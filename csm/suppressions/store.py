@@ -178,19 +178,17 @@ async def ensure_suppression(
     return Added(id=number, created=created, kind=target.kind.value, value=target.value)
 
 
-async def add_suppression(
-    engine: AsyncEngine,
-    *,
-    campaign: str | None = None,
-    reason: str = DEFAULT_REASON,
-    default_region: str = "US",
-    **named: Unpack[Named],
-) -> int:
+class AddRequest(Named, total=False):
+    """The keyword arguments of `ensure_suppression`, which `add_suppression` passes on."""
+
+    campaign: str | None
+    reason: str
+    default_region: str
+
+
+async def add_suppression(engine: AsyncEngine, **request: Unpack[AddRequest]) -> int:
     """Suppress exactly one target (see `ensure_suppression`); its id, the existing one if any."""
-    added = await ensure_suppression(
-        engine, campaign=campaign, reason=reason, default_region=default_region, **named
-    )
-    return added.id
+    return (await ensure_suppression(engine, **request)).id
 
 
 async def remove_suppression(engine: AsyncEngine, suppression_id: int) -> SuppressionRow:
