@@ -24,6 +24,8 @@ from csm.suppressions import (
     STOP_REPLY,
     SuppressionError,
     SuppressionImportError,
+    SuppressionKind,
+    Target,
     add_suppression,
     ensure_suppression,
     import_suppressions,
@@ -108,6 +110,18 @@ def test_targets_are_normalised_like_the_list_importer() -> None:
         normalise_target("account", "=HYPERLINK(1)")
     with pytest.raises(SuppressionError, match=r"unknown kind 'phon'.*did you mean 'phone'"):
         normalise_target("phon", "x")
+
+
+def test_a_target_is_named_by_exactly_one_keyword_and_normalised_once() -> None:
+    target = Target.one_of({"account": None, "phone": "(415) 555-0100", "email": None})
+    assert target == Target(SuppressionKind.PHONE, "+14155550100")
+    assert Target.read(SuppressionKind.EMAIL, " A@Example.COM ").value == "a@example.com"
+    with pytest.raises(SuppressionError, match="exactly one target"):
+        Target.one_of({"account": "A-1", "email": "a@example.com"})
+    with pytest.raises(SuppressionError, match="exactly one target"):
+        Target.one_of({})
+    with pytest.raises(TypeError, match="'fax'"):
+        Target.one_of({"fax": "1"})  # type: ignore[typeddict-unknown-key]
 
 
 async def test_add_is_idempotent_per_scope_and_remove_by_id(engine: AsyncEngine) -> None:
