@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csm.campaigns import create_campaign
+from csm.cli.suppress import import_summary
 from csm.lists import import_list
 from csm.lists.phones import PhoneError, PhoneNormaliser
 from csm.strategy import load_strategy
@@ -23,6 +24,8 @@ from csm.suppressions import (
     STOP_REPLY,
     SuppressionError,
     SuppressionImportError,
+    SuppressionKind,
+    Target,
     add_suppression,
     ensure_suppression,
     import_suppressions,
@@ -107,6 +110,18 @@ def test_targets_are_normalised_like_the_list_importer() -> None:
         normalise_target("account", "=HYPERLINK(1)")
     with pytest.raises(SuppressionError, match=r"unknown kind 'phon'.*did you mean 'phone'"):
         normalise_target("phon", "x")
+
+
+def test_a_target_is_named_by_exactly_one_keyword_and_normalised_once() -> None:
+    target = Target.one_of({"account": None, "phone": "(415) 555-0100", "email": None})
+    assert target == Target(SuppressionKind.PHONE, "+14155550100")
+    assert Target.read(SuppressionKind.EMAIL, " A@Example.COM ").value == "a@example.com"
+    with pytest.raises(SuppressionError, match="exactly one target"):
+        Target.one_of({"account": "A-1", "email": "a@example.com"})
+    with pytest.raises(SuppressionError, match="exactly one target"):
+        Target.one_of({})
+    with pytest.raises(TypeError, match="'fax'"):
+        Target.one_of({"fax": "1"})  # type: ignore[typeddict-unknown-key]
 
 
 async def test_add_is_idempotent_per_scope_and_remove_by_id(engine: AsyncEngine) -> None:
@@ -246,7 +261,7 @@ async def test_import_adds_every_target_and_counts_what_was_there(
     assert report.already_present == {"account": 0, "phone": 1, "email": 0}
     assert report.duplicates_in_file == 2
     assert report.ignored_columns == ["note"]
-    assert report.summary()[0].endswith(
+    assert import_summary(report)[0].endswith(
         f"3 suppressions added for campaign {campaign!r}, 1 already present"
     )
     page = await list_suppressions(engine, campaign=campaign)

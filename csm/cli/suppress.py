@@ -20,6 +20,9 @@ from csm.errors import CsmError
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from csm.suppressions import ImportReport
+    from csm.suppressions.targets import Named
+
 suppress_app = typer.Typer(
     help=(
         "Suppression lists: accounts, phone numbers and e-mail addresses not to contact, "
@@ -46,6 +49,25 @@ MAX_LIMIT = 1_000_000
 
 def _scope(campaign: str | None) -> str:
     return f"campaign {campaign!r}" if campaign else "every campaign"
+
+
+def import_summary(report: ImportReport) -> list[str]:
+    """A few readable lines on what `csm suppress import` did, by kind."""
+    from csm.suppressions import SuppressionKind
+
+    lines = [
+        f"{report.file}: {report.rows} rows, {report.total_added} suppressions added for "
+        f"{_scope(report.campaign)}, {sum(report.already_present.values())} already present"
+    ]
+    for kind in SuppressionKind:
+        added, present = report.added.get(kind, 0), report.already_present.get(kind, 0)
+        if added or present:
+            lines.append(f"  {kind}: {added} added, {present} already present")
+    if report.duplicates_in_file:
+        lines.append(f"  {report.duplicates_in_file} targets named more than once in the file")
+    if report.ignored_columns:
+        lines.append("  ignored columns: " + ", ".join(report.ignored_columns))
+    return lines
 
 
 @suppress_app.command("add")
@@ -112,8 +134,8 @@ def remove_command(
     """
     from csm.suppressions import (
         SuppressionRow,
+        Target,
         list_suppressions,
-        normalise_target,
         remove_suppression,
         remove_target,
     )
@@ -132,22 +154,16 @@ def remove_command(
     from csm.settings import load_settings
 
     region = load_settings().default_region
+    named: Named = {"account": account, "phone": phone, "email": email}
 
     async def run(engine: AsyncEngine) -> tuple[int, list[SuppressionRow]]:
         removed = await remove_target(
-            engine,
-            account=account,
-            phone=phone,
-            email=email,
-            campaign=campaign,
-            every_scope=every_scope,
-            default_region=region,
+            engine, campaign=campaign, every_scope=every_scope, default_region=region, **named
         )
         if removed:
             return removed, []
-        kind = "account" if account is not None else "phone" if phone is not None else "email"
-        value = normalise_target(kind, targets[0], default_region=region)
-        page = await list_suppressions(engine, kind=kind, value=value, limit=None)
+        target = Target.one_of(named, region)  # where else it is, to say so
+        page = await list_suppressions(engine, kind=target.kind, value=target.value, limit=None)
         return 0, page.rows
 
     removed, elsewhere = with_database(run)
@@ -195,7 +211,7 @@ def import_command(
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        print("\n".join(report.summary()))
+        print("\n".join(import_summary(report)))
 
 
 @suppress_app.command("list")
