@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+# driver_connection lives with the plain reads (which lend it to their callers without
+# loading SQLAlchemy); re-exported here, where the engine's users look for it.
 from csm.lookups import SERVER_SETTINGS
+from csm.lookups import driver_connection as driver_connection
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -43,14 +45,6 @@ async def engine_for(url: str, *, pool_size: int = 5) -> AsyncIterator[AsyncEngi
         yield engine
     finally:
         await engine.dispose()
-
-
-@asynccontextmanager
-async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection as asyncpg itself: COPY and array parameters on the hot paths."""
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        yield raw.driver_connection  # type: ignore[misc]
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

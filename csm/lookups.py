@@ -48,13 +48,22 @@ class SubCampaignRef:
 
 
 @asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection as asyncpg itself: COPY and array parameters on the hot paths.
+
+    Only calls the engine's methods, so it loads nothing of SQLAlchemy that the engine's
+    holder has not loaded already."""
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        yield raw.driver_connection  # type: ignore[misc]
+
+
+@asynccontextmanager
 async def reading(db: Db) -> AsyncIterator[asyncpg.Connection]:
     """The connection itself, or one lent by the engine's pool for the block."""
     if isinstance(db, asyncpg.Connection):
         yield db
         return
-    from csm.database import driver_connection  # loads SQLAlchemy: the caller has it already
-
     async with driver_connection(db) as connection:
         yield connection
 
