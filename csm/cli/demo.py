@@ -29,10 +29,10 @@ from rich.markup import escape
 from rich.text import Text
 
 from csm.cli.status_view import render_status, results_table, status_table
-from csm.control import workflow_url
+from csm.control import read_plan, read_status, workflow_url
 from csm.devstack.smtp_sink import messages
 from csm.errors import CsmError
-from csm.results import SubCampaignStatus, live_status, query_plan
+from csm.results import SubCampaignStatus
 from csm.settings import Settings
 
 if TYPE_CHECKING:
@@ -169,9 +169,9 @@ async def amend_sms_pass(
     return f"amended pass {number} by update: filter is now {new_filter!r} ({AMEND_REASON})"
 
 
-async def current_filter(handle: WorkflowHandle, number: int) -> str:
+async def current_filter(client: Client, ref: SubCampaignRef, number: int) -> str:
     """The filter pass `number` has in today's plan, as the workflow holds it."""
-    plan = await query_plan(handle)
+    plan = await read_plan(client, ref)
     return next(p.definition.filter for p in plan.passes if p.number == number)
 
 
@@ -195,18 +195,18 @@ async def follow(
         clock = Text(f"elapsed {time.monotonic() - started:.1f}s", style="dim")
         return Group(render_status(status), clock)
 
-    status = await live_status(handle, engine, ref)
+    status = await read_status(client, engine, ref)
     try:
         with Live(view(status), console=console, transient=True, auto_refresh=False) as live:
             while True:
                 finished = result.done()
-                status = await live_status(handle, engine, ref)
+                status = await read_status(client, engine, ref)
                 live.update(view(status), refresh=True)
                 number = amendment_due(status)
                 if not amended and number is not None:
                     amended = True
                     amendment = await amend_sms_pass(
-                        client, ref, number, await current_filter(handle, number)
+                        client, ref, number, await current_filter(client, ref, number)
                     )
                     live.console.print(f"[bold]{escape(amendment)}[/bold]")
                 if finished:

@@ -248,7 +248,7 @@ async def watch_status(
     from rich.live import Live
     from temporalio.client import WorkflowExecutionStatus
 
-    from csm.results import live_status
+    from csm.control import read_status
 
     handle = client.get_workflow_handle(ref.workflow_id)
 
@@ -257,18 +257,18 @@ async def watch_status(
             return False
         return (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
 
-    status = await live_status(handle, db, ref)
+    status = await read_status(client, db, ref)
     if as_json:
         while True:
             print(json.dumps(status.as_json()), flush=True)
             if await closed(status):
                 return status
             await asyncio.sleep(interval)
-            status = await live_status(handle, db, ref)
+            status = await read_status(client, db, ref)
     with Live(render_status(status), console=console, auto_refresh=False) as live:
         while not await closed(status):
             await asyncio.sleep(interval)
-            status = await live_status(handle, db, ref)
+            status = await read_status(client, db, ref)
             live.update(render_status(status), refresh=True)
     return status
 
