@@ -76,3 +76,16 @@ def test_the_control_starts_and_steers_without_the_workflow_module() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[]\n"
+
+
+def test_the_worker_module_loads_no_front_end() -> None:
+    """import-linter reads packages only, so worker.py's own imports are checked here."""
+    script = (
+        "import sys\n"
+        "import worker\n"
+        "print(sorted(m for m in sys.modules if m.startswith("
+        "('csm.cli', 'csm.web', 'csm.devstack', 'csm.testing'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"

@@ -209,16 +209,16 @@ class SubCampaignWorkflow(PassRunning):
             self.plan, self.passes, amendment, now=workflow.now(), groups=self.groups
         )
 
-    def _apply(self, amendment: Amendment) -> None:
+    def _replan(self, amendment: Amendment) -> None:
+        """Today's passes with `amendment` applied (or AmendmentRejected, nothing changed);
+        waiting timers wake to re-evaluate."""
         self.passes = self._amended(amendment)
-        self.log.applied(amendment, at=workflow.now())
         self.wakeups += 1
         self._publish()
 
-    def _apply_held(self, amendment: Amendment) -> None:
-        self.passes = self._amended(amendment)
-        self.wakeups += 1
-        self._publish()
+    def _apply(self, amendment: Amendment) -> None:
+        self._replan(amendment)
+        self.log.applied(amendment, at=workflow.now())
 
     def _refusal(self) -> str | None:
         """Why no amendment can apply now, whatever it says; None when one may."""
@@ -233,7 +233,7 @@ class SubCampaignWorkflow(PassRunning):
 
     def _settle_held(self) -> None:
         """Apply (or reject, with the reason) the held amendments, in order of arrival."""
-        self.log.settle_held(self._apply_held, self._refusal)
+        self.log.settle_held(self._replan, self._refusal)
 
     def _expire_amendments(self) -> None:
         """After an amendment's `until`, the defined plan applies again to passes not started."""
