@@ -114,7 +114,7 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main() -> None:
-    from csm.cli.exit import run_and_exit
+    from csm.exit import run_and_exit
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     run_and_exit(lambda: asyncio.run(run_worker(load_settings())))

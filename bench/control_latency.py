@@ -44,8 +44,8 @@ from bench.stack import (
 )
 from csm.amendments import Amendment, SetPacing
 from csm.campaigns import create_campaign
-from csm.cli.exit import run_and_exit
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
+from csm.exit import run_and_exit
 from csm.plan import PassStatus
 from csm.strategy import Pacing, load_strategy
 from csm.synthetic import create_synthetic_list

@@ -44,10 +44,10 @@ from csm.campaigns import create_campaign
 from csm.channels import AttemptRequest
 from csm.channels.email import SmtpEmail
 from csm.compliance.store import set_policy
+from csm.control import start_sub_campaign
 from csm.database import create_engine
 from csm.devstack.smtp_sink import MessageCount
 from csm.devstack.temporal import temporal_binary, tuning_args
-from csm.launch import start_sub_campaign
 from csm.settings import Settings
 from csm.smtp import SmtpConfig
 from csm.strategy import load_strategy

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import EVERY_DAY, BenchStack, bench_stack, task_queue, with_morning_zone
 from csm.campaigns import create_campaign
-from csm.cli.exit import run_and_exit
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
+from csm.exit import run_and_exit
 from csm.strategy import load_strategy
 from csm.synthetic import create_synthetic_list
 from workflows.subcampaign import SubCampaignWorkflow

@@ -42,9 +42,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from csm.campaigns import create_campaign
 from csm.compliance.store import set_policy
+from csm.control import start_sub_campaign
 from csm.database import create_engine, driver_connection
 from csm.devstack.temporal import temporal_binary, tuning_args
-from csm.launch import start_sub_campaign
 from csm.ledger import ATTEMPT_COLUMNS
 from csm.plan import PassCounts
 from csm.settings import Settings

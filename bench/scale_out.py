@@ -35,11 +35,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from csm.campaigns import create_campaign
-from csm.cli.exit import run_and_exit
 from csm.compliance.store import set_policy
+from csm.control import start_sub_campaign
 from csm.database import create_engine
 from csm.devstack.temporal import temporal_binary, tuning_args
-from csm.launch import start_sub_campaign
+from csm.exit import run_and_exit
 from csm.strategy import load_strategy
 from csm.synthetic import create_synthetic_list
 from csm.testing.servers import fresh_database

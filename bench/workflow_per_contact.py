@@ -38,9 +38,9 @@ from bench.stack import EVERY_DAY, BenchStack, bench_stack, task_queue, with_mor
 from csm.campaigns import create_campaign
 from csm.channels import AttemptRequest
 from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
-from csm.cli.exit import run_and_exit
+from csm.control import start_sub_campaign
 from csm.database import create_engine, driver_connection
-from csm.launch import start_sub_campaign
+from csm.exit import run_and_exit
 from csm.strategy import load_strategy
 from csm.subcampaigns import register_sub_campaign
 from csm.synthetic import create_synthetic_list

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+# driver_connection lives with the plain reads (which lend it to their callers without
+# loading SQLAlchemy); re-exported here, where the engine's users look for it.
 from csm.lookups import SERVER_SETTINGS
-from csm.lookups import driver_connection as driver_connection  # its home is lookups
+from csm.lookups import driver_connection as driver_connection
 
 if TYPE_CHECKING:
     from alembic.config import Config

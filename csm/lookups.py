@@ -48,6 +48,17 @@ class SubCampaignRef:
 
 
 @asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection as asyncpg itself: COPY and array parameters on the hot paths.
+
+    Only calls the engine's methods, so it loads nothing of SQLAlchemy that the engine's
+    holder has not loaded already."""
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        yield raw.driver_connection  # type: ignore[misc]
+
+
+@asynccontextmanager
 async def reading(db: Db) -> AsyncIterator[asyncpg.Connection]:
     """The connection itself, or one lent by the engine's pool for the block."""
     if isinstance(db, asyncpg.Connection):
@@ -55,17 +66,6 @@ async def reading(db: Db) -> AsyncIterator[asyncpg.Connection]:
         return
     async with driver_connection(db) as connection:
         yield connection
-
-
-@asynccontextmanager
-async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection as asyncpg itself: COPY and array parameters on the hot paths.
-
-    It lives here, not in csm.database, so that plain reads need not load SQLAlchemy's
-    modules (the engine in hand has them loaded already)."""
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        yield raw.driver_connection  # type: ignore[misc]
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

@@ -166,3 +166,29 @@ def find_pass(passes: list[PlannedPass], reference: str | int) -> PlannedPass:
             return planned
     names = ", ".join(f"{p.number} '{p.definition.name}'" for p in passes)
     raise KeyError(f"unknown pass {reference!r} (today's passes: {names})")
+
+
+@dataclass(frozen=True)
+class Opening:
+    """When a pass may start today, what it waits for until then, and when it is too late."""
+
+    starts_at: datetime
+    waits_for: str  # "the campaign day", "its window", "its `after` delay"
+    closes_at: datetime
+
+
+def pass_opening(
+    definition: PassDefinition, plan: DayPlan, last_pass_ended: datetime | None
+) -> Opening:
+    """The latest of the day's start, the pass's window opening and its `after` delay (from
+    the end of the previous pass); it closes with its window, else with the day."""
+    starts_at, waits_for = plan.day_starts_at, "the campaign day"
+    span = window_span(definition.window, plan)
+    if span is not None and span[0] > starts_at:
+        starts_at, waits_for = span[0], "its window"
+    if definition.after is not None and last_pass_ended is not None:
+        after_at = last_pass_ended + definition.after
+        if after_at > starts_at:
+            starts_at, waits_for = after_at, "its `after` delay"
+    closes_at = span[1] if span is not None else plan.day_ends_at
+    return Opening(starts_at, waits_for, closes_at)

@@ -18,19 +18,15 @@ import argparse
 import asyncio
 import os
 
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
-
 from csm.amendments import Amendment, SetFilter, SkipPass
 from csm.campaigns import get_campaign
-from csm.cli.exit import run_and_exit
-from csm.cli.subcampaigns import until_instant
+from csm.control import ControlError, Refused, amend, connect, until_instant
 from csm.database import engine_for
 from csm.errors import CsmError
+from csm.exit import run_and_exit
+from csm.plan import PlanView
 from csm.settings import load_settings
 from csm.subcampaigns import find_sub_campaign
-from csm.temporal_client import connect
-from workflows.subcampaign import PlanView, SubCampaignWorkflow
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,14 +59,12 @@ async def main(args: argparse.Namespace) -> None:
         reason=args.reason,
     )
     client = await connect(settings)
-    handle = client.get_workflow_handle(ref.workflow_id)
     try:
-        plan: PlanView = await handle.execute_update(SubCampaignWorkflow.amend_update, amendment)
-    except WorkflowUpdateFailedError as err:  # the workflow's validator said no, and why
-        reason = getattr(err.cause, "message", str(err.cause))
-        raise CsmError(f"amendment refused by {ref.workflow_id}: {reason}") from None
-    except RPCError as err:  # no such workflow, or it has ended
-        raise CsmError(f"cannot amend {ref.workflow_id}: {err.message}") from None
+        plan: PlanView = await amend(client, ref, amendment)
+    except Refused as err:  # the workflow's validator said no (or it has ended), and why
+        raise CsmError(f"amendment refused by {ref.workflow_id}: {err.reason}") from None
+    except ControlError as err:  # no such workflow, no worker, Temporal unreachable
+        raise CsmError(f"cannot amend {ref.workflow_id}: {err.reason}") from None
     print(f"{plan.sub_campaign} · {plan.day} · {plan.state}")
     for planned in plan.passes:
         flag = " (amended)" if planned.amended else ""

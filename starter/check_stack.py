@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from csm.cli.exit import run_and_exit
+from csm.exit import run_and_exit
 from csm.settings import load_settings
 from csm.temporal_client import connect
 from workflows.health import StackCheckInput, StackCheckWorkflow

@@ -4,9 +4,10 @@
     python starter/start_subcampaign.py --campaign reminders --list march --wait
 
 Needs the stack (`csm dev up`) and a worker (`csm worker`) on CSM_TASK_QUEUE.
-`start_sub_campaign` writes the sub-campaign row and starts `SubCampaignWorkflow`
-with its typed input (`SubCampaignInput`: ids and names only, never personal
-data); the same call again finds the running workflow instead of a second one.
+`start_sub_campaign` (csm.control) writes the sub-campaign row and starts the
+`SubCampaign` workflow with its typed input (`SubCampaignInput`: ids and names only,
+never personal data); the same call again finds the running workflow instead of a
+second one.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from csm.cli.exit import run_and_exit
+from csm.control import connect, read_plan, start_sub_campaign
 from csm.database import engine_for
-from csm.launch import start_sub_campaign
+from csm.exit import run_and_exit
 from csm.settings import load_settings
 from csm.strategy.loader import load_strategy_file
-from csm.temporal_client import connect
-from workflows.subcampaign import PlanView, SubCampaignSummary, SubCampaignWorkflow
+from csm.subcampaign_types import SubCampaignSummary
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,7 +53,7 @@ async def main(args: argparse.Namespace) -> None:
         summary: SubCampaignSummary = await handle.result()
         print(f"{summary.state} after {summary.days_run} day(s): {summary.totals}")
     # The `plan` query answers with a typed PlanView: passes, status, amendments.
-    plan: PlanView = await handle.query(SubCampaignWorkflow.plan_query)
+    plan = await read_plan(client, launched.sub_campaign)
     print(f"state {plan.state}, day {plan.day}")
     for planned in plan.passes:
         print(f"  pass {planned.number} {planned.definition.name!r}: {planned.status.value}")

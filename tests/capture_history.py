@@ -23,9 +23,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from csm.amendments import Amendment, SetFilter
 from csm.compliance.store import set_policy
+from csm.control import start_sub_campaign
 from csm.database import create_engine
 from csm.devstack.temporal import temporal_binary, tuning_args
-from csm.launch import start_sub_campaign
 from csm.settings import Settings
 from csm.testing.servers import fresh_database, smtp_sink
 from tests.conftest import BASELINE_POLICY

@@ -45,7 +45,7 @@ def test_unknown_command_exits_2_with_usage() -> None:
 def test_run_and_exit_keeps_the_command_code() -> None:
     script = (
         "import sys\n"
-        "from csm.cli.exit import run_and_exit\n"
+        "from csm.exit import run_and_exit\n"
         "def command():\n"
         "    print('done')\n"
         "    sys.exit(3)\n"
@@ -58,7 +58,7 @@ def test_run_and_exit_keeps_the_command_code() -> None:
 
 def test_csm_errors_are_one_line_not_a_traceback() -> None:
     script = (
-        "from csm.cli.exit import run_and_exit\n"
+        "from csm.exit import run_and_exit\n"
         "from csm.errors import StackError\n"
         "def command():\n"
         "    raise StackError('port 1 is taken')\n"
@@ -97,6 +97,9 @@ def test_the_command_line_imports_no_heavy_module_until_a_command_runs() -> None
 STATUS_PATH = (
     "csm.cli.main",
     "csm.cli.subcampaigns",
+    "csm.cli.status_view",
+    "csm.cli.temporal",
+    "csm.control",
     "csm.settings",
     "csm.lookups",
     "csm.results",

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console, RenderableType
 
+from csm.cli.status_view import render_status, results_table, status_table
 from csm.cli.strategy import passes_table
-from csm.cli.subcampaigns import render_status, results_table, status_table
 from csm.plan import PassCounts
 from csm.results import PassResult, SubCampaignStatus
 from csm.strategy.loader import load_strategy_file

@@ -21,7 +21,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 
-from csm.cli.subcampaigns import build_amendment, load_amendment_file, until_instant
+from csm.cli.amendment_input import build_amendment, load_amendment_file
+from csm.control import until_instant
 from csm.errors import CsmError
 from csm.settings import Settings
 from csm.subcampaigns import register_sub_campaign
@@ -425,7 +426,7 @@ def test_a_database_connection_lost_during_a_status_is_one_line(database_url: st
     it mid-command (a restart during `--watch`) ends the command in one line, no traceback."""
     import asyncpg
 
-    from csm.cli.campaigns import with_connection
+    from csm.cli.database import with_connection
     from csm.settings import asyncpg_dsn
 
     async def dropped(connection: asyncpg.Connection) -> int:

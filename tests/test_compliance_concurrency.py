@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from csm.campaigns import create_campaign
 from csm.compliance.store import set_policy
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
 from csm.settings import Settings
 from csm.strategy import load_strategy
 from csm.synthetic import create_synthetic_list

@@ -13,7 +13,7 @@ from csm.campaigns import create_campaign
 from csm.channels import Channels
 from csm.channels.email import SmtpEmail
 from csm.compliance.store import set_policy
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
 from csm.settings import Settings
 from csm.smtp import SmtpConfig
 from csm.strategy import load_strategy

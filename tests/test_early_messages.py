@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from csm.amendments import AddPass, Amendment, AmendmentRecord, SetFilter, SkipPass
-from csm.launch import Launched, start_sub_campaign
+from csm.control import Launched, start_sub_campaign
 from csm.plan import PassStatus
 from csm.settings import Settings
 from csm.strategy.model import PassDefinition

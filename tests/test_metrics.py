@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from csm.compliance.store import set_policy
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
 from csm.metrics import worker_runtime
 from csm.settings import Settings
 from csm.testing.servers import free_port

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from csm.campaigns import campaign_today
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
 from csm.preview import preview_strategy
 from csm.settings import Settings
 from csm.strategy import load_strategy

@@ -19,7 +19,7 @@ from csm.agents import set_agents
 from csm.campaigns import create_campaign
 from csm.channels import Channels
 from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
 from csm.results import agent_utilisation
 from csm.schedule import campaign_day
 from csm.settings import Settings

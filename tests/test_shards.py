@@ -25,7 +25,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from activities.passes import PassInput
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
 from csm.plan import PassStatus
 from csm.settings import Settings
 from csm.strategy import StrategyError, load_strategy

@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 from csm.amendments import Amendment, SetFilter
 from csm.channels import Channels
 from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
 from csm.plan import PassStatus
 from csm.settings import Settings
 from csm.vocabulary import Channel

@@ -15,7 +15,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from csm.amendments import Amendment, SetFilter, SkipPass
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
 from csm.plan import PassStatus
 from csm.settings import SEARCH_ATTRIBUTES, Settings
 from tests.helpers import campaign_with_list, wait_for_plan

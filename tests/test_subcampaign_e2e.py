@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from csm.control import start_sub_campaign
 from csm.devstack.smtp_sink import messages
-from csm.launch import start_sub_campaign
 from csm.settings import Settings
 from csm.suppressions import add_suppression
 from tests.helpers import campaign_with_list, personal_values

@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 from csm import dialer
 from csm.agents import set_agents
 from csm.compliance.store import set_policy
-from csm.launch import Launched, start_sub_campaign
+from csm.control import Launched, start_sub_campaign
 from csm.plan import PassStatus
 from csm.results import live_status
 from csm.settings import Settings

@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from temporalio.client import Client, WorkflowHandle
 
+from csm.control import start_sub_campaign
 from csm.database import driver_connection
-from csm.launch import start_sub_campaign
 from csm.ledger import (
     PassKey,
     StaleBatch,

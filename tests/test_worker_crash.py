@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
 from csm.settings import Settings
 from tests.helpers import campaign_with_list
 from tests.test_subcampaign_control import assert_exact

@@ -16,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from csm.cli.campaigns import JSON_OPTION, with_database
+from csm.cli.campaigns import JSON_OPTION
+from csm.cli.database import with_database
 from csm.errors import CsmError
 from csm.strategy.durations import DurationError, format_duration, parse_duration
 

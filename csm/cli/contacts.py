@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from csm.cli.campaigns import JSON_OPTION, with_database
+from csm.cli.campaigns import JSON_OPTION
+from csm.cli.database import with_database
 
 if TYPE_CHECKING:
     from csm.contact_history import ContactHistory

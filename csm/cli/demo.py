@@ -28,21 +28,16 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from csm.cli.subcampaigns import (
-    connect_temporal,
-    render_status,
-    results_table,
-    status_table,
-    workflow_url,
-)
+from csm.cli.status_view import render_status, results_table, status_table
+from csm.control import read_plan, read_status, workflow_url
 from csm.devstack.smtp_sink import messages
 from csm.errors import CsmError
-from csm.results import SubCampaignStatus, live_status, query_plan
+from csm.results import SubCampaignStatus
 from csm.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
-    from temporalio.client import WorkflowHandle
+    from temporalio.client import Client, WorkflowHandle
 
     from csm.strategy.model import StrategyDefinition
     from csm.subcampaigns import SubCampaignRef
@@ -154,13 +149,12 @@ def amendment_due(status: SubCampaignStatus) -> int | None:
     return None
 
 
-async def amend_sms_pass(handle: WorkflowHandle, number: int, current_filter: str) -> str:
+async def amend_sms_pass(
+    client: Client, ref: SubCampaignRef, number: int, current_filter: str
+) -> str:
     """Narrow the SMS pass's filter by the `amend` update; a sentence saying what happened."""
-    from temporalio.client import WorkflowUpdateFailedError
-    from temporalio.exceptions import ApplicationError
-
     from csm.amendments import Amendment, SetFilter
-    from workflows.subcampaign import SubCampaignWorkflow
+    from csm.control import Refused, amend
 
     new_filter = f"({current_filter}) and {AMEND_CLAUSE}" if current_filter else AMEND_CLAUSE
     amendment = Amendment(
@@ -169,21 +163,20 @@ async def amend_sms_pass(handle: WorkflowHandle, number: int, current_filter: st
         reason=AMEND_REASON,
     )
     try:
-        await handle.execute_update(SubCampaignWorkflow.amend_update, amendment)
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        why = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        return f"amendment refused by the workflow: {why}"
+        await amend(client, ref, amendment)
+    except Refused as err:
+        return f"amendment refused by the workflow: {err.reason}"
     return f"amended pass {number} by update: filter is now {new_filter!r} ({AMEND_REASON})"
 
 
-async def current_filter(handle: WorkflowHandle, number: int) -> str:
+async def current_filter(client: Client, ref: SubCampaignRef, number: int) -> str:
     """The filter pass `number` has in today's plan, as the workflow holds it."""
-    plan = await query_plan(handle)
+    plan = await read_plan(client, ref)
     return next(p.definition.filter for p in plan.passes if p.number == number)
 
 
 async def follow(
+    client: Client,
     handle: WorkflowHandle,
     engine: AsyncEngine,
     ref: SubCampaignRef,
@@ -202,18 +195,18 @@ async def follow(
         clock = Text(f"elapsed {time.monotonic() - started:.1f}s", style="dim")
         return Group(render_status(status), clock)
 
-    status = await live_status(handle, engine, ref)
+    status = await read_status(client, engine, ref)
     try:
         with Live(view(status), console=console, transient=True, auto_refresh=False) as live:
             while True:
                 finished = result.done()
-                status = await live_status(handle, engine, ref)
+                status = await read_status(client, engine, ref)
                 live.update(view(status), refresh=True)
                 number = amendment_due(status)
                 if not amended and number is not None:
                     amended = True
                     amendment = await amend_sms_pass(
-                        handle, number, await current_filter(handle, number)
+                        client, ref, number, await current_filter(client, ref, number)
                     )
                     live.console.print(f"[bold]{escape(amendment)}[/bold]")
                 if finished:
@@ -239,8 +232,8 @@ async def run_demo(
     strategy: Path = DEMO_STRATEGY,
 ) -> DemoResult:
     """The whole demo: stack, list, campaign, worker, live run with an amendment, summary."""
+    from csm.control import connect, start_sub_campaign
     from csm.database import engine_for
-    from csm.launch import start_sub_campaign
     from worker import build_worker
 
     console = console or Console()
@@ -254,7 +247,7 @@ async def run_demo(
 
     step("embedded stack: Temporal, PostgreSQL, SMTP sink")
     mail_dir = await start_stack(settings, lambda line: console.print(f"  [dim]{line}[/dim]"))
-    client = await connect_temporal(settings)
+    client = await connect(settings)
     names = demo_names()
     async with engine_for(settings.effective_database_url) as engine:
         step(f"list {names.list_name!r}: {contacts} synthetic contacts (seed {seed})")
@@ -277,7 +270,9 @@ async def run_demo(
                 soft_wrap=True,
             )
             console.print(f"  Temporal UI: {url}", soft_wrap=True)
-            status, amendment = await follow(launched.handle, engine, ref, console, started=started)
+            status, amendment = await follow(
+                client, launched.handle, engine, ref, console, started=started
+            )
     elapsed = time.monotonic() - started
     result = DemoResult(
         names=names,

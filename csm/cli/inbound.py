@@ -11,7 +11,7 @@ import json
 
 import typer
 
-from csm.cli.campaigns import with_database
+from csm.cli.database import with_database
 
 inbound_app = typer.Typer(
     help="Simulate inbound messages (what a provider's webhook delivers): SMS replies.",

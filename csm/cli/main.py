@@ -11,7 +11,6 @@ from rich.table import Table
 from csm.cli.agents import agents_app
 from csm.cli.campaigns import campaigns_app
 from csm.cli.contacts import contacts_app
-from csm.cli.exit import run_and_exit
 from csm.cli.inbound import inbound_app
 from csm.cli.lists import lists_app
 from csm.cli.policy import policy_app
@@ -27,6 +26,7 @@ from csm.cli.subcampaigns import (
 )
 from csm.cli.suppress import suppress_app
 from csm.cli.web import web_command
+from csm.exit import run_and_exit
 
 # Every module imported above is light (typer, rich, the standard library): what a
 # command needs beyond that (Temporal, SQLAlchemy, pydantic models, the list importer)

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from csm.cli.campaigns import JSON_OPTION, with_database
+from csm.cli.campaigns import JSON_OPTION
+from csm.cli.database import with_database
 from csm.errors import CsmError
 from csm.files import read_small_text
 

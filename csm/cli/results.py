@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import typer
 
-from csm.cli.campaigns import with_database
+from csm.cli.database import with_database
 from csm.errors import CsmError
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from csm.cli.database import with_database
 from csm.cli.layout import DOT, WideOrNarrow, records
 from csm.strategy.durations import format_duration
 
@@ -136,7 +137,6 @@ def preview_command(
     what a pass would take if it started now. Without --sub-campaign nobody
     has attempts yet (as before a launch).
     """
-    from csm.cli.campaigns import with_database
     from csm.errors import CsmError
     from csm.preview import preview_strategy
     from csm.strategy.loader import load_strategy_file

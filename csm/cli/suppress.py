@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from csm.cli.campaigns import with_database
+from csm.cli.database import with_database
 from csm.errors import CsmError
 
 if TYPE_CHECKING:

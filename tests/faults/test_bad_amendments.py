@@ -33,7 +33,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from csm.amendments import Amendment, SkipPass
-from csm.launch import start_sub_campaign
+from csm.control import start_sub_campaign
 from csm.plan import PassStatus
 from csm.settings import Settings
 from tests.helpers import campaign_with_list, wait_for_plan

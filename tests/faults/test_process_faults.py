@@ -30,8 +30,8 @@ import pytest
 from sqlalchemy import text
 
 from csm.campaigns import create_campaign
+from csm.control import start_sub_campaign
 from csm.devstack.smtp_sink import messages
-from csm.launch import start_sub_campaign
 from csm.strategy import load_strategy
 from csm.synthetic import create_synthetic_list
 from tests.faults.process_stack import FaultStack, Run
