@@ -16,11 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from temporalio.service import RPCError
 
+from csm import control
 from csm.amendments import Amendment, SetFilter
 from csm.errors import CsmError
-from csm.web import actions, data
+from csm.subcampaigns import SubCampaignRef
+from csm.web import data
 from csm.web.auth import manager, signed_in
-from csm.web.context import context_of
+from csm.web.context import WebContext, context_of
 from csm.web.preview import amended_count
 
 #: Seconds between two live updates of a sub-campaign page.
@@ -68,9 +70,12 @@ async def lifecycle(request: Request) -> Response:
     web, user = context_of(request), manager(request)
     ref = await data.find(web.engine, request.path_params["ref"])
     action = str((await _json(request)).get("action", ""))
-    outcome = await actions.change_lifecycle(web.client, ref.workflow_id, action)
-    await data.record_action(web.engine, ref.id, user, action[:32] or "?", "", outcome.text)
-    return JSONResponse({"outcome": outcome.text}, 200 if outcome.done else 409)
+    try:
+        outcome = f"done: {await control.change_lifecycle(web.client, ref, action)}"
+    except control.ControlError as err:
+        return await _refused(web, ref, user, action[:32] or "?", "", err)
+    await data.record_action(web.engine, ref.id, user, action[:32] or "?", "", outcome)
+    return JSONResponse({"outcome": outcome})
 
 
 @signed_in
@@ -105,9 +110,27 @@ async def amend(request: Request) -> Response:
     except ValueError as err:
         await data.record_action(web.engine, ref.id, user, "amend", detail, f"refused: {err}")
         return JSONResponse({"outcome": f"refused: {err}"}, 422)
-    outcome = await actions.amend(web.client, ref.workflow_id, amendment)
-    await data.record_action(web.engine, ref.id, user, "amend", detail, outcome.text)
-    return JSONResponse({"outcome": outcome.text}, 200 if outcome.done else 409)
+    try:
+        await control.amend(web.client, ref, amendment)
+    except control.ControlError as err:
+        return await _refused(web, ref, user, "amend", detail, err)
+    await data.record_action(web.engine, ref.id, user, "amend", detail, "done")
+    return JSONResponse({"outcome": "done"})
+
+
+async def _refused(
+    web: WebContext,
+    ref: SubCampaignRef,
+    user: str,
+    action: str,
+    detail: str,
+    error: control.ControlError,
+) -> Response:
+    """A change that did not happen, recorded as refused with its reason: 409 when the
+    sub-campaign said no, 503 when asking again may succeed (no worker, no Temporal)."""
+    outcome = f"refused: {error.reason}"
+    await data.record_action(web.engine, ref.id, user, action, detail, outcome)
+    return JSONResponse({"outcome": outcome}, 503 if error.retryable else 409)
 
 
 async def _json(request: Request) -> dict[str, Any]:

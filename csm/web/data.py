@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError
 
+from csm import control
 from csm.campaigns import campaign_today, strategy_in_force
 from csm.database import driver_connection
-from csm.results import combine, query_plan
+from csm.results import combine
 from csm.states import UNKNOWN_STATE, state_key, sub_campaign_state
 from csm.strategy.model import StrategyDefinition
 from csm.subcampaigns import SubCampaignRef, find_sub_campaign
@@ -144,7 +145,7 @@ async def strategy_of(
 
 async def live(client: Client, engine: AsyncEngine, ref: SubCampaignRef) -> dict[str, Any]:
     """One refresh: the plan, each pass's counts and funnel, actions, and the DB time it took."""
-    plan = await query_plan(client.get_workflow_handle(ref.workflow_id))
+    plan = await control.read_plan(client, ref)
     began = time.perf_counter()
     status = await combine(engine, ref, plan)
     actions = await recent_actions(engine, ref.id)
