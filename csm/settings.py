@@ -15,13 +15,13 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from csm.states import STATE_ATTRIBUTE
+from csm.states import CAMPAIGN_ATTRIBUTE, DAY_ATTRIBUTE, STATE_ATTRIBUTE, SUB_CAMPAIGN_ATTRIBUTE
 
 #: Search attributes the sub-campaign workflow keeps current (ids and codes only).
 SEARCH_ATTRIBUTES: dict[str, str] = {
-    "CsmCampaign": "Keyword",
-    "CsmSubCampaign": "Keyword",
-    "CsmDay": "Keyword",
+    CAMPAIGN_ATTRIBUTE: "Keyword",
+    SUB_CAMPAIGN_ATTRIBUTE: "Keyword",
+    DAY_ATTRIBUTE: "Keyword",
     STATE_ATTRIBUTE: "Keyword",
 }
 

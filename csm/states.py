@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 #: The search attribute the sub-campaign workflow keeps its state in (spelled only here).
 STATE_ATTRIBUTE = "CsmState"
+#: The other search attributes it keeps current, so ops can filter the Temporal UI by them.
+CAMPAIGN_ATTRIBUTE = "CsmCampaign"
+SUB_CAMPAIGN_ATTRIBUTE = "CsmSubCampaign"
+DAY_ATTRIBUTE = "CsmDay"
 
 RUNNING = "running"
 PAUSED = "paused"

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         campaign_clock,
         pass_opening,
     )
-    from csm.states import state_key
+    from csm.states import CAMPAIGN_ATTRIBUTE, DAY_ATTRIBUTE, SUB_CAMPAIGN_ATTRIBUTE, state_key
     from csm.subcampaign_types import (
         AMEND,
         LIFECYCLE,
@@ -52,9 +52,9 @@ with workflow.unsafe.imports_passed_through():
         lifecycle_refusal,
     )
 
-CAMPAIGN = SearchAttributeKey.for_keyword("CsmCampaign")
-SUB_CAMPAIGN = SearchAttributeKey.for_keyword("CsmSubCampaign")
-DAY = SearchAttributeKey.for_keyword("CsmDay")
+CAMPAIGN = SearchAttributeKey.for_keyword(CAMPAIGN_ATTRIBUTE)
+SUB_CAMPAIGN = SearchAttributeKey.for_keyword(SUB_CAMPAIGN_ATTRIBUTE)
+DAY = SearchAttributeKey.for_keyword(DAY_ATTRIBUTE)
 STATE = state_key()
 
 
