@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import uuid
 
@@ -29,3 +30,31 @@ async def test_worker_serves_then_shuts_down_gracefully(
         await worker.stop(stop_signal, grace=60)
     assert worker.returncode == 0, worker.output()
     assert "shutting down" in worker.output()
+
+
+def test_a_worker_environment_carries_exactly_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(
+        database_url="postgresql://db.example/csm", max_concurrent_activities=None, _env_file=None
+    )
+    monkeypatch.setenv("CSM_MAX_CONCURRENT_ACTIVITIES", "7")  # the shell's, not the settings'
+    monkeypatch.setenv("CSM_DATABASE_URL", "postgresql://stale.example/other")
+    env = environment(settings, task_queue="q", simulator_latency_ms=15)
+    assert env["DATABASE_URL"] == "postgresql://db.example/csm"
+    assert "CSM_DATABASE_URL" not in env and "CSM_MAX_CONCURRENT_ACTIVITIES" not in env
+    assert (env["CSM_TASK_QUEUE"], env["CSM_SIMULATOR_LATENCY_MS"]) == ("q", "15")
+    assert env["CSM_METRICS_ADDRESS"] == ""  # off unless asked for
+    # What the worker process reads back is the settings given, overrides included.
+    with monkeypatch.context() as child:
+        for name in [n for n in os.environ if n.startswith("CSM_") or n == "DATABASE_URL"]:
+            child.delenv(name)
+        for name, value in env.items():
+            child.setenv(name, value)
+        read_back = Settings(_env_file=None)
+    expected = settings.model_copy(
+        update={"task_queue": "q", "simulator_latency_ms": 15, "metrics_address": ""}
+    )
+    assert read_back.model_dump() == expected.model_dump()
+    with pytest.raises(TypeError, match="not a setting: task_que"):
+        environment(settings, task_que="q")
