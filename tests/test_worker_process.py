@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import uuid
 
 import pytest
@@ -58,3 +59,19 @@ def test_a_worker_environment_carries_exactly_the_settings(
     assert read_back.model_dump() == expected.model_dump()
     with pytest.raises(TypeError, match="not a setting: task_que"):
         environment(settings, task_que="q")
+
+
+async def test_a_worker_that_exits_before_polling_says_why(
+    client: Client, settings: Settings
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        env = environment(
+            settings, task_queue=f"never-{uuid.uuid4().hex[:8]}", metrics_address=address
+        )
+        with pytest.raises(RuntimeError, match="exited 1 before it polled") as caught:
+            async with worker_processes(env, client=client):
+                pass
+    assert "cannot serve metrics on CSM_METRICS_ADDRESS=" in str(caught.value)
