@@ -37,22 +37,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiosmtplib
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from bench.stack import bench_servers
 from csm.campaigns import create_campaign
 from csm.channels import AttemptRequest
 from csm.channels.email import SmtpEmail
 from csm.compliance.store import set_policy
 from csm.control import start_sub_campaign
-from csm.database import create_engine
 from csm.devstack.smtp_sink import MessageCount
-from csm.devstack.temporal import temporal_binary, tuning_args
 from csm.settings import Settings
 from csm.smtp import SmtpConfig
 from csm.strategy import load_strategy
 from csm.synthetic import create_synthetic_list
-from csm.testing.servers import counting_smtp_sink, fresh_database
+from csm.testing.servers import counting_smtp_sink
 from csm.vocabulary import Channel
 from worker import build_channels, build_worker
 from workflows.subcampaign import SubCampaignWorkflow
@@ -217,14 +215,8 @@ async def email_pass(
 async def run(contacts: int, connections: int, compare: bool) -> None:
     async with (
         counting_smtp_sink() as (port, count),
-        fresh_database(os.environ.get("DATABASE_URL")) as url,
+        bench_servers(pool_size=4) as (env, engine, url),
     ):
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(),
-            dev_server_extra_args=tuning_args(),
-            data_converter=pydantic_data_converter,
-        )
-        engine = create_engine(url, pool_size=4)
         settings = Settings(
             database_url=url,
             smtp_host="127.0.0.1",
@@ -233,56 +225,52 @@ async def run(contacts: int, connections: int, compare: bool) -> None:
             email_connections=connections,
             _env_file=None,
         )
-        try:
-            started = time.perf_counter()
-            await create_synthetic_list(engine, "mail", contacts=contacts, seed=7, email_share=1)
-            strategy = strategy_text(connections)
-            await create_campaign(engine, "mail", load_strategy(strategy), strategy)
-            await set_policy(engine, '[hours]\nemail = "any"\n', campaign="mail")
-            messages = await ceiling_messages(engine, "mail")
-            size = sum(len(m) for _, m in messages) / len(messages)
-            print(
-                f"list of {contacts:,} contacts, {len(messages):,} e-mail addresses, messages of"
-                f" {size:.0f} bytes on average, ready in {time.perf_counter() - started:.1f}s",
-                flush=True,
-            )
-            first = await measured_ceiling(port, count, messages, connections, "before")
-            config = SmtpConfig.from_settings(settings)
-            ours = await email_pass(
+        started = time.perf_counter()
+        await create_synthetic_list(engine, "mail", contacts=contacts, seed=7, email_share=1)
+        strategy = strategy_text(connections)
+        await create_campaign(engine, "mail", load_strategy(strategy), strategy)
+        await set_policy(engine, '[hours]\nemail = "any"\n', campaign="mail")
+        messages = await ceiling_messages(engine, "mail")
+        size = sum(len(m) for _, m in messages) / len(messages)
+        print(
+            f"list of {contacts:,} contacts, {len(messages):,} e-mail addresses, messages of"
+            f" {size:.0f} bytes on average, ready in {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
+        first = await measured_ceiling(port, count, messages, connections, "before")
+        config = SmtpConfig.from_settings(settings)
+        ours = await email_pass(
+            env,
+            engine,
+            settings,
+            count,
+            "mail",
+            name="mail",
+            email=SmtpEmail(config, connections=connections),
+        )
+        if compare:
+            before = await email_pass(
                 env,
                 engine,
                 settings,
                 count,
                 "mail",
-                name="mail",
-                email=SmtpEmail(config, connections=connections),
+                name="mail-email-message",
+                email=EmailMessageOnly(config, connections=connections),
             )
-            if compare:
-                before = await email_pass(
-                    env,
-                    engine,
-                    settings,
-                    count,
-                    "mail",
-                    name="mail-email-message",
-                    email=EmailMessageOnly(config, connections=connections),
-                )
-            second = await measured_ceiling(port, count, messages, connections, "after")
-            mean = (first + second) / 2
+        second = await measured_ceiling(port, count, messages, connections, "after")
+        mean = (first + second) / 2
+        print(
+            f"e-mail pass / raw ceiling: {ours:,.0f} / {mean:,.0f} msg/s"
+            f" = {ours / mean:.2f} (goal >= 0.6)",
+            flush=True,
+        )
+        if compare:
             print(
-                f"e-mail pass / raw ceiling: {ours:,.0f} / {mean:,.0f} msg/s"
-                f" = {ours / mean:.2f} (goal >= 0.6)",
+                f"EmailMessage path / raw ceiling: {before:,.0f} / {mean:,.0f} msg/s"
+                f" = {before / mean:.2f}",
                 flush=True,
             )
-            if compare:
-                print(
-                    f"EmailMessage path / raw ceiling: {before:,.0f} / {mean:,.0f} msg/s"
-                    f" = {before / mean:.2f}",
-                    flush=True,
-                )
-        finally:
-            await engine.dispose()
-            await env.shutdown()
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 import uuid
@@ -37,21 +36,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from bench.stack import bench_servers
 from csm.campaigns import create_campaign
 from csm.compliance.store import set_policy
 from csm.control import start_sub_campaign
-from csm.database import create_engine, driver_connection
-from csm.devstack.temporal import temporal_binary, tuning_args
+from csm.database import driver_connection
 from csm.ledger import ATTEMPT_COLUMNS
 from csm.plan import PassCounts
 from csm.settings import Settings
 from csm.strategy import load_strategy
 from csm.subcampaigns import register_sub_campaign
 from csm.synthetic import create_synthetic_list
-from csm.testing.servers import fresh_database, smtp_sink
+from csm.testing.servers import smtp_sink
 from worker import build_worker
 from workflows.subcampaign import SubCampaignWorkflow
 
@@ -110,58 +108,48 @@ class PassFigures:
 
 async def run(contacts: int, batch: int, checks_off: bool) -> None:
     began = time.perf_counter()
-    async with fresh_database(os.environ.get("DATABASE_URL")) as url, smtp_sink() as (port, _):
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(),
-            dev_server_extra_args=tuning_args(),
-            data_converter=pydantic_data_converter,
-        )
-        engine = create_engine(url, pool_size=4)
+    async with bench_servers(pool_size=4) as (env, engine, url), smtp_sink() as (port, _):
         settings = Settings(database_url=url, smtp_host="127.0.0.1", smtp_port=port, _env_file=None)
-        try:
-            queue = f"bench-{uuid.uuid4().hex[:6]}"
-            started = time.perf_counter()
-            await create_synthetic_list(engine, "bench", contacts=contacts, seed=7)
+        queue = f"bench-{uuid.uuid4().hex[:6]}"
+        started = time.perf_counter()
+        await create_synthetic_list(engine, "bench", contacts=contacts, seed=7)
+        print(
+            f"list of {contacts:,} contacts created in {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
+        await create_campaign(engine, "bench", load_strategy(ONE_PASS), ONE_PASS)
+        await create_campaign(engine, "bench-off", load_strategy(ONE_PASS), ONE_PASS)
+        await set_policy(engine, ALL_CHECKS, campaign="bench")
+        off = None
+        if checks_off:
+            async with build_worker(
+                env.client, settings, engine=engine, task_queue=queue, checks=False
+            ):
+                off = await one_pass(env, engine, "bench-off", queue, checks=False)
+        rows_per_second = await ceiling(engine, batch)
+        async with build_worker(env.client, settings, engine=engine, task_queue=queue):
+            on = await one_pass(env, engine, "bench", queue, checks=True)
+        print(
+            f"ceiling (bare COPY loop, batches of {batch:,}): {rows_per_second:,.0f} rows/s",
+            flush=True,
+        )
+        print(
+            f"ours, checks on: {on.contacts_per_second:,.0f} contacts/s,"
+            f" {on.rows_per_second:,.0f} rows/s",
+            flush=True,
+        )
+        print(
+            f"ratio to the ceiling: contacts/s {on.contacts_per_second / rows_per_second:.3f},"
+            f" rows/s {on.rows_per_second / rows_per_second:.3f} (goal 0.5)",
+            flush=True,
+        )
+        if off is not None:
             print(
-                f"list of {contacts:,} contacts created in {time.perf_counter() - started:.1f}s",
+                f"checks off: {off.contacts_per_second:,.0f} contacts/s"
+                f" ({off.contacts_per_second / rows_per_second:.3f} of the ceiling);"
+                f" checks on / off: {on.contacts_per_second / off.contacts_per_second:.2f}",
                 flush=True,
             )
-            await create_campaign(engine, "bench", load_strategy(ONE_PASS), ONE_PASS)
-            await create_campaign(engine, "bench-off", load_strategy(ONE_PASS), ONE_PASS)
-            await set_policy(engine, ALL_CHECKS, campaign="bench")
-            off = None
-            if checks_off:
-                async with build_worker(
-                    env.client, settings, engine=engine, task_queue=queue, checks=False
-                ):
-                    off = await one_pass(env, engine, "bench-off", queue, checks=False)
-            rows_per_second = await ceiling(engine, batch)
-            async with build_worker(env.client, settings, engine=engine, task_queue=queue):
-                on = await one_pass(env, engine, "bench", queue, checks=True)
-            print(
-                f"ceiling (bare COPY loop, batches of {batch:,}): {rows_per_second:,.0f} rows/s",
-                flush=True,
-            )
-            print(
-                f"ours, checks on: {on.contacts_per_second:,.0f} contacts/s,"
-                f" {on.rows_per_second:,.0f} rows/s",
-                flush=True,
-            )
-            print(
-                f"ratio to the ceiling: contacts/s {on.contacts_per_second / rows_per_second:.3f},"
-                f" rows/s {on.rows_per_second / rows_per_second:.3f} (goal 0.5)",
-                flush=True,
-            )
-            if off is not None:
-                print(
-                    f"checks off: {off.contacts_per_second:,.0f} contacts/s"
-                    f" ({off.contacts_per_second / rows_per_second:.3f} of the ceiling);"
-                    f" checks on / off: {on.contacts_per_second / off.contacts_per_second:.2f}",
-                    flush=True,
-                )
-        finally:
-            await engine.dispose()
-            await env.shutdown()
     print(f"bench took {time.perf_counter() - began:.0f}s", flush=True)
 
 

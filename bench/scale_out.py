@@ -27,24 +27,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
+from bench.stack import bench_servers
 from csm.campaigns import create_campaign
 from csm.compliance.store import set_policy
 from csm.control import start_sub_campaign
-from csm.database import create_engine
-from csm.devstack.temporal import temporal_binary, tuning_args
 from csm.exit import run_and_exit
+from csm.settings import Settings
 from csm.strategy import load_strategy
 from csm.synthetic import create_synthetic_list
-from csm.testing.servers import fresh_database
+from csm.testing.workers import environment, worker_processes
 
-ROOT = Path(__file__).resolve().parents[1]
 PASS = """
 timezone = "America/Chicago"
 [[passes]]
@@ -76,44 +70,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-async def _worker(
-    url: str, address: str, queue: str, latency_ms: float
-) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "CSM_TEMPORAL_ADDRESS": address,
-        "CSM_TASK_QUEUE": queue,
-        "CSM_SIMULATOR_LATENCY_MS": str(latency_ms),
-        "CSM_MAX_CONCURRENT_ACTIVITIES": "1",
-        "CSM_METRICS_ADDRESS": "",
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "worker.py",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
-async def _polling(client: Client, queue: str, n: int) -> None:
-    """Until `n` worker processes poll the queue for activities."""
-    async with asyncio.timeout(120):
-        while True:
-            described = await client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=client.namespace,
-                    task_queue=TaskQueue(name=queue),
-                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-                )
-            )
-            if len({p.identity for p in described.pollers}) >= n:
-                return
-            await asyncio.sleep(0.2)
-
-
 async def one_run(
     client: Client,
     engine: AsyncEngine,
@@ -124,11 +80,15 @@ async def one_run(
     latency_ms: float,
 ) -> Run:
     """The campaign's one pass over the list `bench`, on `shards` fresh worker processes."""
-    address = client.service_client.config.target_host
     queue = f"scale-{uuid.uuid4().hex[:6]}"
-    processes = [await _worker(url, address, queue, latency_ms) for _ in range(shards)]
-    try:
-        await _polling(client, queue, shards)
+    settings = Settings(database_url=url, temporal_address=client.service_client.config.target_host)
+    env = environment(
+        settings,
+        task_queue=queue,
+        simulator_latency_ms=latency_ms,
+        max_concurrent_activities=1,  # so each shard gets a process
+    )
+    async with worker_processes(env, shards, client=client) as processes:
         cpu_before = [_cpu_seconds(p.pid) for p in processes]
         started = time.perf_counter()
         launched = await start_sub_campaign(
@@ -143,11 +103,6 @@ async def one_run(
         wall = time.perf_counter() - started
         pairs = zip(processes, cpu_before, strict=True)
         cpu = [_cpu_seconds(p.pid) - before for p, before in pairs]
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            await process.wait()
     assert summary.state == "completed", summary
     async with engine.connect() as connection:
         row = (
@@ -181,51 +136,41 @@ async def one_run(
 
 
 async def run(contacts: int, latency_ms: float, concurrency: int, rounds: int) -> None:
-    async with fresh_database(os.environ.get("DATABASE_URL")) as url:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(),
-            dev_server_extra_args=tuning_args(),
-            data_converter=pydantic_data_converter,
+    async with bench_servers(pool_size=2) as (env, engine, url):
+        began = time.perf_counter()
+        await create_synthetic_list(engine, "bench", contacts=contacts, seed=7)
+        print(
+            f"list of {contacts:,} contacts created in {time.perf_counter() - began:.1f}s; "
+            f"simulator latency {latency_ms:g} ms, pass concurrency {concurrency}; "
+            f"{os.cpu_count()} cores",
+            flush=True,
         )
-        engine = create_engine(url, pool_size=2)
-        try:
-            began = time.perf_counter()
-            await create_synthetic_list(engine, "bench", contacts=contacts, seed=7)
-            print(
-                f"list of {contacts:,} contacts created in {time.perf_counter() - began:.1f}s; "
-                f"simulator latency {latency_ms:g} ms, pass concurrency {concurrency}; "
-                f"{os.cpu_count()} cores",
-                flush=True,
-            )
+        for name, shards in (("one", 1), ("two", 2)):
+            strategy = PASS.format(shards=shards, concurrency=concurrency)
+            await create_campaign(engine, name, load_strategy(strategy), strategy)
+            await set_policy(engine, OPEN_ALL_DAY, campaign=name)
+        runs: dict[int, list[Run]] = {1: [], 2: []}
+        for _ in range(rounds):
             for name, shards in (("one", 1), ("two", 2)):
-                strategy = PASS.format(shards=shards, concurrency=concurrency)
-                await create_campaign(engine, name, load_strategy(strategy), strategy)
-                await set_policy(engine, OPEN_ALL_DAY, campaign=name)
-            runs: dict[int, list[Run]] = {1: [], 2: []}
-            for _ in range(rounds):
-                for name, shards in (("one", 1), ("two", 2)):
-                    runs[shards].append(
-                        await one_run(
-                            env.client,
-                            engine,
-                            url,
-                            campaign=name,
-                            shards=shards,
-                            latency_ms=latency_ms,
-                        )
+                runs[shards].append(
+                    await one_run(
+                        env.client,
+                        engine,
+                        url,
+                        campaign=name,
+                        shards=shards,
+                        latency_ms=latency_ms,
                     )
-            one = max(r.rate for r in runs[1])
-            two = max(r.rate for r in runs[2])
-            walls = min(r.wall for r in runs[1]) / min(r.wall for r in runs[2])
-            print(
-                f"speed-up with 2 shards on 2 worker processes: {two / one:.2f}x "
-                f"({one:,.0f} -> {two:,.0f} contacts/s, best of {rounds}; "
-                f"start to result {walls:.2f}x)",
-                flush=True,
-            )
-        finally:
-            await engine.dispose()
-            await env.shutdown()
+                )
+        one = max(r.rate for r in runs[1])
+        two = max(r.rate for r in runs[2])
+        walls = min(r.wall for r in runs[1]) / min(r.wall for r in runs[2])
+        print(
+            f"speed-up with 2 shards on 2 worker processes: {two / one:.2f}x "
+            f"({one:,.0f} -> {two:,.0f} contacts/s, best of {rounds}; "
+            f"start to result {walls:.2f}x)",
+            flush=True,
+        )
 
 
 def main() -> None:

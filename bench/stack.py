@@ -86,22 +86,34 @@ def task_queue(prefix: str = "bench") -> str:
 
 
 @asynccontextmanager
-async def bench_stack(*, pool_size: int = 4) -> AsyncIterator[BenchStack]:
-    """Start the servers, yield the stack, stop everything (also on error)."""
-    async with fresh_database(os.environ.get("DATABASE_URL")) as url, smtp_sink() as (port, _):
+async def bench_servers(
+    *, pool_size: int = 4
+) -> AsyncIterator[tuple[WorkflowEnvironment, AsyncEngine, str]]:
+    """A fresh migrated database and a Temporal dev server tuned as `csm dev up` runs it,
+    stopped after (also on error). Yields the server's environment, an engine of
+    `pool_size` connections and the database's URL; the bench picks its own SMTP sink,
+    workers and contact policy."""
+    async with fresh_database(os.environ.get("DATABASE_URL")) as url:
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(),
             dev_server_extra_args=tuning_args(),
             data_converter=pydantic_data_converter,
         )
         engine = create_engine(url, pool_size=pool_size)
-        settings = Settings(database_url=url, smtp_host="127.0.0.1", smtp_port=port, _env_file=None)
         try:
-            await set_policy(engine, OPEN_HOURS, author="bench: open hours")
-            yield BenchStack(env=env, engine=engine, settings=settings)
+            yield env, engine, url
         finally:
             await engine.dispose()
             await env.shutdown()
+
+
+@asynccontextmanager
+async def bench_stack(*, pool_size: int = 4) -> AsyncIterator[BenchStack]:
+    """Start the servers, yield the stack, stop everything (also on error)."""
+    async with bench_servers(pool_size=pool_size) as (env, engine, url), smtp_sink() as (port, _):
+        settings = Settings(database_url=url, smtp_host="127.0.0.1", smtp_port=port, _env_file=None)
+        await set_policy(engine, OPEN_HOURS, author="bench: open hours")
+        yield BenchStack(env=env, engine=engine, settings=settings)
 
 
 def percentile(values: Sequence[float], share: float) -> float:

@@ -15,7 +15,7 @@ would select now; the first pass of the day is counted over the whole list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -54,16 +54,8 @@ class PassPreview:
     among_frozen: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "name": self.name,
-            "channel": self.channel,
-            "source": self.source,
-            "filter": self.filter,
-            "selected": self.selected,
-            "among_pass": self.among_pass,
-            "among_frozen": self.among_frozen,
-        }
+        """Every field under its own name: a preview's JSON is the record itself."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)

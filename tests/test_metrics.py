@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import socket
-import sys
 import urllib.request
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -23,9 +19,9 @@ from csm.control import start_sub_campaign
 from csm.metrics import worker_runtime
 from csm.settings import Settings
 from csm.testing.servers import free_port
+from csm.testing.workers import environment, worker_processes
 from tests.helpers import campaign_with_list
 
-ROOT = Path(__file__).resolve().parents[1]
 STRATEGY = """
 timezone = "America/Chicago"
 
@@ -65,18 +61,6 @@ def samples(exposition: str) -> list[tuple[str, dict[str, str], float]]:
     return parsed
 
 
-def _env(settings: Settings, task_queue: str, metrics_address: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.effective_database_url,
-        "CSM_TEMPORAL_ADDRESS": settings.temporal_address,
-        "CSM_TASK_QUEUE": task_queue,
-        "CSM_SMTP_HOST": settings.smtp_host,
-        "CSM_SMTP_PORT": str(settings.smtp_port),
-        "CSM_METRICS_ADDRESS": metrics_address,
-    }
-
-
 async def _scrape(address: str) -> str:
     def get() -> str:
         with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
@@ -87,36 +71,22 @@ async def _scrape(address: str) -> str:
 
 
 async def test_worker_serves_sdk_and_csm_metrics(
-    client: Client, engine: AsyncEngine, settings: Settings, tmp_path: Path
+    client: Client, engine: AsyncEngine, settings: Settings
 ) -> None:
     campaign, list_name = await campaign_with_list(engine, STRATEGY, contacts=200, seed=23)
     await set_policy(engine, POLICY, campaign=campaign, author="tests: metrics")
     task_queue = f"metrics-{uuid.uuid4().hex[:8]}"
     address = f"127.0.0.1:{free_port()}"
-    log = tmp_path / "worker.log"
-    with log.open("wb") as output:
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "worker.py",
-            cwd=ROOT,
-            env=_env(settings, task_queue, address),
-            stdout=output,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    try:
+    env = environment(settings, task_queue=task_queue, metrics_address=address)
+    async with worker_processes(env) as (worker,):
         launched = await start_sub_campaign(
             client, engine, campaign=campaign, list_name=list_name, task_queue=task_queue
         )
         summary = await asyncio.wait_for(launched.handle.result(), 120)
         assert summary.state == "completed"
         exposition = await _scrape(address)
-        worker.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(worker.wait(), 60)
-    finally:
-        if worker.returncode is None:
-            worker.kill()
-            await worker.wait()
-    assert worker.returncode == 0, log.read_text()
+        await worker.stop(grace=60)
+    assert worker.returncode == 0, worker.output()
     async with engine.connect() as connection:
         rows = await connection.execute(
             text(
@@ -183,23 +153,15 @@ async def test_a_taken_metrics_address_is_a_clear_error(settings: Settings) -> N
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         address = f"127.0.0.1:{taken.getsockname()[1]}"
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "worker.py",
-            cwd=ROOT,
-            env=_env(settings, f"metrics-{uuid.uuid4().hex[:8]}", address),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        env = environment(
+            settings, task_queue=f"metrics-{uuid.uuid4().hex[:8]}", metrics_address=address
         )
-        try:
-            output, _ = await asyncio.wait_for(worker.communicate(), 60)
-        finally:
-            if worker.returncode is None:
-                worker.kill()
-                await worker.wait()
+        async with worker_processes(env) as (worker,), asyncio.timeout(60):
+            await worker.wait()
+    output = worker.output()
     assert worker.returncode == 1, output
-    assert b"csm: error: cannot serve metrics on CSM_METRICS_ADDRESS=" in output, output
-    assert b"Traceback" not in output
+    assert "csm: error: cannot serve metrics on CSM_METRICS_ADDRESS=" in output, output
+    assert "Traceback" not in output
 
 
 def test_metrics_address_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,22 +5,14 @@ process mid-pass; pause, resume and stop of a sharded pass; bad shard values ref
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.api.enums.v1 import EventType, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
@@ -29,11 +21,11 @@ from csm.control import start_sub_campaign
 from csm.plan import PassStatus
 from csm.settings import Settings
 from csm.strategy import StrategyError, load_strategy
+from csm.testing.workers import WorkerProcess, environment, worker_processes
 from tests.helpers import campaign_with_list, wait_for_plan
 from tests.test_subcampaign_control import assert_exact
 from workflows.subcampaign import SubCampaignWorkflow
 
-ROOT = Path(__file__).resolve().parents[1]
 CONTACTS = 3000
 STRATEGY = """
 timezone = "America/Chicago"
@@ -45,67 +37,14 @@ retries = { per_device = 1, gap = "0s" }
 """
 
 
-async def _worker(
-    settings: Settings, task_queue: str, latency_ms: int
-) -> asyncio.subprocess.Process:
-    """`python worker.py` with one activity at a time, so each shard gets its own process."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.effective_database_url,
-        "CSM_TEMPORAL_ADDRESS": settings.temporal_address,
-        "CSM_TASK_QUEUE": task_queue,
-        "CSM_SIMULATOR_LATENCY_MS": str(latency_ms),
-        "CSM_MAX_CONCURRENT_ACTIVITIES": "1",
-        "CSM_SMTP_HOST": settings.smtp_host,
-        "CSM_SMTP_PORT": str(settings.smtp_port),
-        "CSM_METRICS_ADDRESS": "",
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "worker.py",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+def _env(settings: Settings, task_queue: str, latency_ms: int) -> dict[str, str]:
+    """One activity at a time per worker process, so each shard gets its own process."""
+    return environment(
+        settings,
+        task_queue=task_queue,
+        simulator_latency_ms=latency_ms,
+        max_concurrent_activities=1,
     )
-
-
-async def _pollers(client: Client, task_queue: str) -> set[str]:
-    """Identities of the worker processes polling the queue for activities."""
-    described = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-        )
-    )
-    return {poller.identity for poller in described.pollers}
-
-
-@asynccontextmanager
-async def _workers(
-    client: Client, settings: Settings, task_queue: str, latency_ms: int, n: int = 2
-) -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """`n` worker processes, once all of them poll (on a busy machine one may take seconds
-    longer to start, and would find the other process had taken every shard)."""
-    processes = [await _worker(settings, task_queue, latency_ms) for _ in range(n)]
-    try:
-        async with asyncio.timeout(120):
-            while True:
-                if len(await _pollers(client, task_queue)) >= n:
-                    break
-                await asyncio.sleep(0.2)
-        yield processes
-    finally:
-        for process in processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 async def _scalar(engine: AsyncEngine, sql: str, sub_id: int) -> int:
@@ -199,7 +138,7 @@ async def test_two_workers_share_a_sharded_pass_exactly(
 ) -> None:
     campaign, list_name = await campaign_with_list(engine, STRATEGY, contacts=CONTACTS)
     queue = f"shards-{uuid.uuid4().hex[:8]}"
-    async with _workers(client, settings, queue, latency_ms=2) as processes:
+    async with worker_processes(_env(settings, queue, 2), 2, client=client) as processes:
         launched = await start_sub_campaign(
             client, engine, campaign=campaign, list_name=list_name, task_queue=queue
         )
@@ -221,18 +160,16 @@ async def test_sigkill_of_one_worker_mid_pass_stays_exact(
 ) -> None:
     campaign, list_name = await campaign_with_list(engine, STRATEGY, contacts=CONTACTS, seed=2)
     queue = f"shards-kill-{uuid.uuid4().hex[:8]}"
-    async with _workers(client, settings, queue, latency_ms=15) as processes:
+    async with worker_processes(_env(settings, queue, 15), 2, client=client) as processes:
         launched = await start_sub_campaign(
             client, engine, campaign=campaign, list_name=list_name, task_queue=queue
         )
         sub_id = launched.sub_campaign.id
         await _wait_rows(engine, sub_id, 400)
         await asyncio.sleep(random.uniform(0.05, 0.6))  # at a random moment of a batch
-        victim = processes[0]
-        victim.send_signal(signal.SIGKILL)
-        await victim.wait()
+        await processes[0].kill()
         before_restart = await _round0_rows(engine, sub_id)
-        processes.append(await _worker(settings, queue, latency_ms=15))
+        processes.append(await WorkerProcess.start(_env(settings, queue, 15)))
         summary = await asyncio.wait_for(launched.handle.result(), 180)
         assert summary.state == "completed"
         counts = await _assert_complete_and_exact(engine, launched.handle, sub_id)
@@ -265,7 +202,7 @@ async def test_pause_resume_and_stop_of_a_sharded_pass_lose_nothing(
 ) -> None:
     campaign, list_name = await campaign_with_list(engine, STRATEGY, contacts=CONTACTS, seed=3)
     queue = f"shards-pause-{uuid.uuid4().hex[:8]}"
-    async with _workers(client, settings, queue, latency_ms=15):
+    async with worker_processes(_env(settings, queue, 15), 2, client=client):
         launched = await start_sub_campaign(
             client, engine, campaign=campaign, list_name=list_name, task_queue=queue
         )

@@ -21,8 +21,9 @@ from activities.passes import PassActivities
 from csm.campaigns import create_campaign
 from csm.compliance.store import set_policy
 from csm.lists.importer import import_list
+from csm.plan import PassCounts
 from csm.strategy import load_strategy
-from csm.subcampaigns import register_sub_campaign
+from csm.subcampaigns import SubCampaignRef, register_sub_campaign
 from tests.compliance_helpers import WatchingCarrier, pass_input, rows_of
 from tests.helpers import unique
 from tests.test_subcampaign_days import midday_zone
@@ -35,6 +36,29 @@ def _strategy(zone: str) -> str:
     return f'timezone = "{zone}"\n\n[[passes]]\nname = "call"\nchannel = "voice"\n'
 
 
+async def _pass_running(
+    engine: AsyncEngine, path: Path, zone: str, policy: str, lines: list[str]
+) -> tuple[ActivityEnvironment, asyncio.Future[PassCounts], SubCampaignRef]:
+    """A campaign of one voice pass with its own `policy`, the list `lines` imported from
+    `path`, and the pass started now in an activity environment (cancel it to stop it)."""
+    strategy_text = _strategy(zone)
+    strategy = load_strategy(strategy_text)
+    campaign, list_name = unique("state-hours"), unique("list")
+    await create_campaign(engine, campaign, strategy, strategy_text)
+    await set_policy(engine, policy, campaign=campaign)
+    path.write_text("\n".join(lines) + "\n")
+    await import_list(engine, path, list_name, strict=True)
+    sub = await register_sub_campaign(
+        engine, campaign=campaign, list_name=list_name, name=unique("run")
+    )
+    env = ActivityEnvironment()
+    now = datetime.now(UTC)
+    env.info = dataclasses.replace(env.info, current_attempt_scheduled_time=now)
+    activities = PassActivities(engine, WatchingCarrier(latency_seconds=0).channels())
+    task = asyncio.ensure_future(env.run(activities.run_pass, pass_input(sub, strategy, 1, at=now)))
+    return env, task, sub
+
+
 @pytest.mark.parametrize("general", ["any", "00:00-23:59"])
 async def test_contacts_open_now_are_worked_while_a_later_state_waits(
     engine: AsyncEngine, tmp_path: Path, general: str
@@ -42,31 +66,13 @@ async def test_contacts_open_now_are_worked_while_a_later_state_waits(
     zone = midday_zone()
     local_now = datetime.now(UTC).astimezone(ZoneInfo(zone))
     fl_opens = (local_now + timedelta(hours=1)).replace(second=0, microsecond=0)
-    strategy_text = _strategy(zone)
-    strategy = load_strategy(strategy_text)
-    campaign, list_name, prefix = unique("state-hours"), unique("mixed"), unique("acct")
-    await create_campaign(engine, campaign, strategy, strategy_text)
-    await set_policy(
-        engine,
-        f'[hours]\nvoice = "{general}"\n\n[states.FL]\nvoice = "{fl_opens:%H:%M}-23:59"\n',
-        campaign=campaign,
-    )
-    path = tmp_path / "mixed.csv"
+    policy = f'[hours]\nvoice = "{general}"\n\n[states.FL]\nvoice = "{fl_opens:%H:%M}-23:59"\n'
+    prefix = unique("acct")
     lines = ["account,wireless,timezone,state"]
     for n in range(CONTACTS):
         state = "FL" if n in FLORIDA else "NY"
         lines.append(f"{prefix}-{n:03},+1 212 555 {n:04},{zone},{state}")
-    path.write_text("\n".join(lines) + "\n")
-    await import_list(engine, path, list_name, strict=True)
-    sub = await register_sub_campaign(
-        engine, campaign=campaign, list_name=list_name, name=unique("run")
-    )
-
-    env = ActivityEnvironment()
-    now = datetime.now(UTC)
-    env.info = dataclasses.replace(env.info, current_attempt_scheduled_time=now)
-    activities = PassActivities(engine, WatchingCarrier(latency_seconds=0).channels())
-    task = asyncio.ensure_future(env.run(activities.run_pass, pass_input(sub, strategy, 1, at=now)))
+    env, task, sub = await _pass_running(engine, tmp_path / "mixed.csv", zone, policy, lines)
     open_now = CONTACTS - len(FLORIDA)
     query = (
         "SELECT c.attributes->>'state', count(DISTINCT a.contact_id) FROM attempts a"
@@ -98,27 +104,11 @@ async def test_a_holiday_is_skipped_at_once_not_waited_for(
     zone = midday_zone()
     local_now = datetime.now(UTC).astimezone(ZoneInfo(zone))
     opens = (local_now + timedelta(hours=1)).replace(second=0, microsecond=0)
-    strategy_text = _strategy(zone)
-    strategy = load_strategy(strategy_text)
-    campaign, list_name, prefix = unique("holiday"), unique("holiday"), unique("acct")
-    await create_campaign(engine, campaign, strategy, strategy_text)
-    await set_policy(
-        engine,
-        f'holidays = [{local_now:%Y-%m-%d}]\n[hours]\nvoice = "{opens:%H:%M}-23:59"\n',
-        campaign=campaign,
-    )
-    path = tmp_path / "holiday.csv"
-    rows = [f"{prefix}-{n},+1 212 555 {n:04},{zone}" for n in range(5)]
-    path.write_text("account,wireless,timezone\n" + "\n".join(rows) + "\n")
-    await import_list(engine, path, list_name, strict=True)
-    sub = await register_sub_campaign(
-        engine, campaign=campaign, list_name=list_name, name=unique("run")
-    )
-    env = ActivityEnvironment()
-    now = datetime.now(UTC)
-    env.info = dataclasses.replace(env.info, current_attempt_scheduled_time=now)
-    activities = PassActivities(engine, WatchingCarrier(latency_seconds=0).channels())
-    task = asyncio.ensure_future(env.run(activities.run_pass, pass_input(sub, strategy, 1, at=now)))
+    policy = f'holidays = [{local_now:%Y-%m-%d}]\n[hours]\nvoice = "{opens:%H:%M}-23:59"\n'
+    prefix = unique("acct")
+    lines = ["account,wireless,timezone"]
+    lines += [f"{prefix}-{n},+1 212 555 {n:04},{zone}" for n in range(5)]
+    env, task, _ = await _pass_running(engine, tmp_path / "holiday.csv", zone, policy, lines)
     try:
         counts = await asyncio.wait_for(asyncio.shield(task), 20)
     except TimeoutError:

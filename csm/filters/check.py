@@ -9,21 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 
-from csm.filters.ast import (
-    And,
-    Call,
-    Compare,
-    Everyone,
-    InList,
-    IsNull,
-    Like,
-    Literal,
-    Name,
-    Node,
-    Not,
-    Or,
-    Truth,
-)
+from csm.filters import ast as syntax
 from csm.filters.errors import FilterError
 from csm.filters.fields import ATTRIBUTE_PREFIX, FIELDS, FUNCTIONS, FieldType
 from csm.filters.parser import parse_filter
@@ -37,7 +23,7 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-def field_type(name: Name) -> FieldType:
+def field_type(name: syntax.Name) -> FieldType:
     """The type of a field reference, or a FilterError naming the closest known field."""
     if name.parts[0] == ATTRIBUTE_PREFIX:
         if len(name.parts) != 2:
@@ -58,18 +44,18 @@ class _Checker:
     def __init__(self, groups: Mapping[str, Sequence[str]]):
         self.groups = groups
 
-    def node(self, node: Node) -> None:
+    def node(self, node: syntax.Node) -> None:
         match node:
-            case Everyone():
+            case syntax.Everyone():
                 return
-            case And(operands) | Or(operands):
+            case syntax.And(operands) | syntax.Or(operands):
                 for operand in operands:
                     self.node(operand)
-            case Not(operand):
+            case syntax.Not(operand):
                 self.node(operand)
-            case Truth(Call() as call):
+            case syntax.Truth(syntax.Call() as call):
                 self.call(call)
-            case Truth(Name() as name):
+            case syntax.Truth(syntax.Name() as name):
                 kind = field_type(name)
                 if kind not in (FieldType.BOOL, FieldType.ATTRIBUTE):
                     raise FilterError(
@@ -77,20 +63,20 @@ class _Checker:
                         name.column,
                         "compare it with a value, e.g. attempts = 0",
                     )
-            case Compare(left, op, right):
+            case syntax.Compare(left, op, right):
                 self.compare(left, op, right)
-            case InList(left, values, _):
+            case syntax.InList(left, values, _):
                 for value in values:
                     self.compare(left, "=", value)
-            case Like(left, _, _):
+            case syntax.Like(left, _, _):
                 kind = field_type(left)
                 if kind not in (FieldType.TEXT, FieldType.ATTRIBUTE):
                     raise FilterError(f"'like' needs a text field, not '{left.text}'", left.column)
-            case IsNull(left, _):
+            case syntax.IsNull(left, _):
                 if field_type(left) in (FieldType.COUNT, FieldType.BOOL):
                     raise FilterError(f"'{left.text}' is never null", left.column)
 
-    def compare(self, left: Name, op: str, right: Literal) -> None:
+    def compare(self, left: syntax.Name, op: str, right: syntax.Literal) -> None:
         kind = field_type(left)
         value = right.value
         if kind is FieldType.COUNT:
@@ -118,7 +104,7 @@ class _Checker:
             if kind is FieldType.GROUP:
                 self.group(value, right.column)
 
-    def call(self, call: Call) -> None:
+    def call(self, call: syntax.Call) -> None:
         if call.name not in FUNCTIONS:
             raise FilterError(
                 f"unknown function '{call.name}'",
@@ -139,11 +125,11 @@ class _Checker:
             raise FilterError(f"unknown response group '{name}'", column, hint)
 
 
-def check_node(node: Node, response_groups: Mapping[str, Sequence[str]]) -> None:
+def check_node(node: syntax.Node, response_groups: Mapping[str, Sequence[str]]) -> None:
     _Checker(response_groups).node(node)
 
 
-def check_filter(text: str, response_groups: Mapping[str, Sequence[str]]) -> Node:
+def check_filter(text: str, response_groups: Mapping[str, Sequence[str]]) -> syntax.Node:
     """Parse and check `text` against the strategy's response groups; the checked tree.
 
     Raises FilterError (with the column) for anything the language does not allow.

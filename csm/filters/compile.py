@@ -14,21 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Text, and_, cast, false, func, literal, not_, or_, true
 from sqlalchemy.dialects.postgresql import JSONB
 
-from csm.filters.ast import (
-    And,
-    Call,
-    Compare,
-    Everyone,
-    InList,
-    IsNull,
-    Like,
-    Literal,
-    Name,
-    Node,
-    Not,
-    Or,
-    Truth,
-)
+from csm.filters import ast as syntax
 from csm.filters.check import field_type
 from csm.filters.fields import FieldType
 
@@ -61,41 +47,41 @@ class _Compiler:
         self.scope = scope
         self.groups = groups
 
-    def node(self, node: Node) -> ColumnElement[bool]:
+    def node(self, node: syntax.Node) -> ColumnElement[bool]:
         match node:
-            case Everyone():
+            case syntax.Everyone():
                 return true()
-            case And(operands):
+            case syntax.And(operands):
                 return and_(*(self.node(o) for o in operands))
-            case Or(operands):
+            case syntax.Or(operands):
                 return or_(*(self.node(o) for o in operands))
-            case Not(operand):
+            case syntax.Not(operand):
                 return not_(self.node(operand))
-            case Truth(Call(_, args, _)):
+            case syntax.Truth(syntax.Call(_, args, _)):
                 return self.scope.ever(list(self.groups[str(args[0].value)]))
-            case Truth(Name() as name):
+            case syntax.Truth(syntax.Name() as name):
                 return self.truth(name)
-            case Compare(left, "!=", right):
+            case syntax.Compare(left, "!=", right):
                 return not_(self.compare(left, "=", right))
-            case Compare(left, op, right):
+            case syntax.Compare(left, op, right):
                 return self.compare(left, op, right)
-            case InList(left, values, negated):
+            case syntax.InList(left, values, negated):
                 matched = or_(*(self.compare(left, "=", v) for v in values))
                 return not_(matched) if negated else matched
-            case Like(left, pattern, negated):
+            case syntax.Like(left, pattern, negated):
                 matched = _definite(self.text_of(left).like(literal(pattern.value)))
                 return not_(matched) if negated else matched
-            case IsNull(left, negated):
+            case syntax.IsNull(left, negated):
                 missing = self.is_missing(left)
                 return not_(missing) if negated else missing
         raise AssertionError(f"unchecked filter node {node!r}")
 
-    def truth(self, name: Name) -> ColumnElement[bool]:
+    def truth(self, name: syntax.Name) -> ColumnElement[bool]:
         if field_type(name) is FieldType.ATTRIBUTE:
             return _definite(self.attribute(name) == cast(literal("true"), JSONB))
         return _definite(self.scope.fields[name.text])
 
-    def compare(self, left: Name, op: str, right: Literal) -> ColumnElement[bool]:
+    def compare(self, left: syntax.Name, op: str, right: syntax.Literal) -> ColumnElement[bool]:
         kind = field_type(left)
         if kind is FieldType.ATTRIBUTE:
             value = cast(literal(right.value, JSONB), JSONB)
@@ -105,15 +91,15 @@ class _Compiler:
             return _definite(self.scope.fields["last_result"].in_(codes))
         return _definite(_OPS[op](self.scope.fields[left.text], literal(right.value)))
 
-    def text_of(self, name: Name) -> ColumnElement:
+    def text_of(self, name: syntax.Name) -> ColumnElement:
         if field_type(name) is FieldType.ATTRIBUTE:
             return self.scope.attributes.op("->>", return_type=Text)(literal(name.parts[1]))
         return self.scope.fields[name.text]
 
-    def attribute(self, name: Name) -> ColumnElement:
+    def attribute(self, name: syntax.Name) -> ColumnElement:
         return self.scope.attributes.op("->")(literal(name.parts[1]))
 
-    def is_missing(self, name: Name) -> ColumnElement[bool]:
+    def is_missing(self, name: syntax.Name) -> ColumnElement[bool]:
         kind = field_type(name)
         if kind is FieldType.ATTRIBUTE:
             value = self.attribute(name)
@@ -123,7 +109,7 @@ class _Compiler:
 
 
 def compile_filter(
-    node: Node, scope: FilterScope, response_groups: Mapping[str, Sequence[str]]
+    node: syntax.Node, scope: FilterScope, response_groups: Mapping[str, Sequence[str]]
 ) -> ColumnElement[bool]:
     """SQL for a checked filter tree (see check_filter); every value is a bound parameter."""
     return _Compiler(scope, response_groups).node(node)

@@ -25,21 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from csm.filters.ast import (
-    And,
-    Call,
-    Compare,
-    Everyone,
-    InList,
-    IsNull,
-    Like,
-    Literal,
-    Name,
-    Node,
-    Not,
-    Or,
-    Truth,
-)
+from csm.filters import ast as syntax
 from csm.filters.errors import FilterError
 
 MAX_LENGTH = 4000
@@ -146,9 +132,9 @@ class _Parser:
             )
         self.advance()
 
-    def parse(self) -> Node:
+    def parse(self) -> syntax.Node:
         if self.current.kind == "end":
-            return Everyone()
+            return syntax.Everyone()
         node = self.or_expr()
         if self.current.kind != "end":
             raise FilterError(
@@ -158,26 +144,26 @@ class _Parser:
             )
         return node
 
-    def or_expr(self) -> Node:
+    def or_expr(self) -> syntax.Node:
         items = [self.and_expr()]
         while self.at_keyword("or"):
             self.advance()
             items.append(self.and_expr())
-        return items[0] if len(items) == 1 else Or(tuple(items))
+        return items[0] if len(items) == 1 else syntax.Or(tuple(items))
 
-    def and_expr(self) -> Node:
+    def and_expr(self) -> syntax.Node:
         items = [self.not_expr()]
         while self.at_keyword("and"):
             self.advance()
             items.append(self.not_expr())
-        return items[0] if len(items) == 1 else And(tuple(items))
+        return items[0] if len(items) == 1 else syntax.And(tuple(items))
 
-    def not_expr(self) -> Node:
+    def not_expr(self) -> syntax.Node:
         if self.at_keyword("not"):
             self.advance()
             self._enter()
             try:
-                return Not(self.not_expr())
+                return syntax.Not(self.not_expr())
             finally:
                 self.depth -= 1
         return self.primary()
@@ -187,7 +173,7 @@ class _Parser:
         if self.depth > MAX_DEPTH:
             raise FilterError(f"filter nested deeper than {MAX_DEPTH} levels", self.current.column)
 
-    def primary(self) -> Node:
+    def primary(self) -> syntax.Node:
         token = self.current
         if self.at_punct("("):
             self.advance()
@@ -202,7 +188,7 @@ class _Parser:
             raise FilterError(f"expected a field, found {_describe(token)}", token.column)
         self.advance()
         if self.at_punct("("):
-            return Truth(self.call(token))
+            return syntax.Truth(self.call(token))
         parts = [token.text]
         while self.at_punct("."):
             self.advance()
@@ -213,24 +199,24 @@ class _Parser:
                 )
             parts.append(part.text)
             self.advance()
-        return self.predicate(Name(tuple(parts), token.column))
+        return self.predicate(syntax.Name(tuple(parts), token.column))
 
-    def call(self, name: Token) -> Call:
+    def call(self, name: Token) -> syntax.Call:
         self.advance()  # (
-        args: list[Literal] = []
+        args: list[syntax.Literal] = []
         if not self.at_punct(")"):
             args.append(self.literal())
             while self.at_punct(","):
                 self.advance()
                 args.append(self.literal())
         self.expect_punct(")", f"to close {name.text}(")
-        return Call(name.text, tuple(args), name.column)
+        return syntax.Call(name.text, tuple(args), name.column)
 
-    def predicate(self, name: Name) -> Node:
+    def predicate(self, name: syntax.Name) -> syntax.Node:
         token = self.current
         if token.kind == "op":
             self.advance()
-            return Compare(name, str(token.value), self.literal())
+            return syntax.Compare(name, str(token.value), self.literal())
         negated = False
         if self.at_keyword("not"):
             self.advance()
@@ -248,13 +234,13 @@ class _Parser:
                 self.advance()
                 values.append(self.literal())
             self.expect_punct(")", "to close the 'in' list")
-            return InList(name, tuple(values), negated)
+            return syntax.InList(name, tuple(values), negated)
         if self.at_keyword("like"):
             self.advance()
             pattern = self.literal()
             if not isinstance(pattern.value, str):
                 raise FilterError("'like' needs a quoted pattern", pattern.column)
-            return Like(name, pattern, negated)
+            return syntax.Like(name, pattern, negated)
         if self.at_keyword("is"):
             self.advance()
             is_not = False
@@ -267,17 +253,17 @@ class _Parser:
                     self.current.column,
                 )
             self.advance()
-            return IsNull(name, is_not)
-        return Truth(name)
+            return syntax.IsNull(name, is_not)
+        return syntax.Truth(name)
 
-    def literal(self) -> Literal:
+    def literal(self) -> syntax.Literal:
         token = self.current
         if token.kind in ("string", "number"):
             self.advance()
-            return Literal(token.value, token.column)  # type: ignore[arg-type]
+            return syntax.Literal(token.value, token.column)  # type: ignore[arg-type]
         if self.at_keyword("true", "false"):
             self.advance()
-            return Literal(token.value == "true", token.column)
+            return syntax.Literal(token.value == "true", token.column)
         if self.at_keyword("null"):
             raise FilterError("null is not a value here", token.column, "write 'is null'")
         hint = "quote text values: 'like this'" if token.kind == "ident" else None
@@ -292,7 +278,7 @@ def _describe(token: Token) -> str:
     return f"'{token.text}'"
 
 
-def parse_filter(text: str) -> Node:
+def parse_filter(text: str) -> syntax.Node:
     """Parse filter text into its syntax tree. Raises FilterError; never anything else."""
     if not isinstance(text, str):
         raise FilterError("a filter must be text", 1)

@@ -18,20 +18,20 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from csm.lists import cells as cellmod
 from csm.lists import emails
 from csm.lists.cells import CellError, is_formula_like
 from csm.lists.mapping import AttributePlan, AttributeType, ColumnPlan, FileFormat
 from csm.lists.phones import LineType, PhoneError, PhoneNormaliser
-from csm.lists.reader import Chunk, Source, csv_records, decode_chunk, is_csv_error, jsonl_records
+from csm.lists.reader import Chunk, Source, decode_chunk
 from csm.lists.reader import read_chunk as read_chunk_bytes
+from csm.lists.records import Record, RowError, csv_rows, jsonl_rows
 from csm.lists.zones import ZIP_REGIONS, canonical_zone, zip_zone
 from csm.vocabulary import DeviceKind
 
-#: Reject reason codes, for the report's breakdown.
-WRONG_COLUMNS = "wrong_number_of_columns"
+#: Reject reason codes of a row's cells, for the report's breakdown (those of a whole
+#: record, and the warning for ignored JSON fields, are in csm.lists.records).
 EMPTY_ACCOUNT = "empty_account_key"
 DUPLICATE_ACCOUNT = "duplicate_account_key"
 BAD_PHONE = "bad_phone"
@@ -41,14 +41,12 @@ BAD_CONSENT = "bad_consent"
 BAD_ATTRIBUTE = "bad_attribute"
 FORMULA = "formula_like_cell"
 BAD_TEXT = "unreadable_text"
-BAD_RECORD = "unreadable_record"
 TOO_LONG = "value_too_long"
 
 #: Warning codes.
 NO_ZONE = "no_time_zone"
 DUPLICATE_DEVICE = "duplicate_device"
 KIND_MISMATCH = "device_kind_mismatch"
-IGNORED_FIELDS = "ignored_fields"
 
 #: Lengths of the contacts table's bounded columns.
 MAX_POSTAL_CODE = 16
@@ -91,20 +89,6 @@ class ChunkResult:
     warnings: Counter[str] = field(default_factory=Counter)
 
 
-class RowError(Exception):
-    """A bad cell or record: the column (empty for the whole record), a code and a reason."""
-
-    def __init__(self, column: str, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.column = column
-        self.code = code
-        self.reason = reason
-
-
-#: (line, cells or None when unreadable, the record as in the file, its problem if any)
-_Record = tuple[int, list[str] | None, list[str] | str, "RowError | None"]
-
-
 def copy_text(value: str) -> str:
     """A value escaped for COPY's text format."""
     if _COPY_SPECIAL.search(value) is None:
@@ -112,21 +96,6 @@ def copy_text(value: str) -> str:
     return (
         value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     )
-
-
-def _scalar_cell(value: Any) -> str:
-    """A JSON Lines value as the text a CSV cell would hold."""
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    raise TypeError("nested JSON values are not supported")
 
 
 class ChunkValidator:
@@ -177,11 +146,7 @@ class ChunkValidator:
         result = ChunkResult(index=chunk.index, bytes=chunk.length)
         contact_lines: list[str] = []
         device_lines: list[str] = []
-        if self.source.format is FileFormat.JSONL:
-            records = self._jsonl(text, chunk.first_line, result)
-        else:
-            records = self._csv(text, chunk.first_line)
-        for line, cells, raw, problem in records:
+        for line, cells, raw, problem in self._records(text, chunk.first_line, result.warnings):
             result.rows += 1
             key = ""
             try:
@@ -204,45 +169,10 @@ class ChunkValidator:
             result.devices = ("\n".join(device_lines) + "\n").encode()
         return result
 
-    def _csv(self, text: str, first_line: int) -> Iterator[_Record]:
-        width = self.width
-        for line, cells in csv_records(text, first_line, self.source.delimiter):
-            if is_csv_error(cells):
-                yield line, None, cells[1:], RowError("", BAD_RECORD, f"unreadable CSV: {cells[1]}")
-            elif len(cells) != width:
-                reason = f"wrong number of columns: expected {width}, found {len(cells)}"
-                error = RowError("", WRONG_COLUMNS, reason)
-                yield line, cells, cells, error
-            else:
-                yield line, cells, cells, None
-
-    def _jsonl(self, text: str, first_line: int, result: ChunkResult) -> Iterator[_Record]:
-        header_index = self.header_index
-        width = self.width
-        for line, raw in jsonl_records(text, first_line):
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as err:
-                yield line, None, raw, RowError("", BAD_RECORD, f"not JSON: {err.msg}")
-                continue
-            if not isinstance(record, dict):
-                yield line, None, raw, RowError("", BAD_RECORD, "not a JSON object")
-                continue
-            cells = [""] * width
-            problem = None
-            extra = False
-            for name, value in record.items():
-                position = header_index.get(name)
-                if position is None:
-                    extra = True
-                    continue
-                try:
-                    cells[position] = _scalar_cell(value)
-                except TypeError as err:
-                    problem = problem or RowError(name, BAD_RECORD, str(err))
-            if extra:
-                result.warnings[IGNORED_FIELDS] += 1
-            yield line, cells, raw, problem
+    def _records(self, text: str, first_line: int, warnings: Counter[str]) -> Iterator[Record]:
+        if self.source.format is FileFormat.JSONL:
+            return jsonl_rows(text, first_line, self.header_index, self.width, warnings)
+        return csv_rows(text, first_line, self.source.delimiter, self.width)
 
     def _check_text(self, cells: list[str]) -> None:
         """Only for chunks with invalid UTF-8 or NUL characters, which PostgreSQL refuses."""
@@ -263,18 +193,9 @@ class ChunkValidator:
         if not auto:
             return found
         text, _ = decode_chunk(read_chunk_bytes(self.source, chunk))
-        rows: Iterator[list[str] | None]
-        if self.source.format is FileFormat.JSONL:
-            rows = (cells for _, cells, _, _ in self._jsonl(text, chunk.first_line, ChunkResult(0)))
-        else:
-            rows = (
-                cells
-                for _, cells in csv_records(text, chunk.first_line, self.source.delimiter)
-                if not is_csv_error(cells)
-            )
         is_number = cellmod.is_number
-        for cells in rows:
-            if cells is None or len(cells) != self.width:
+        for _, cells, _, _ in self._records(text, chunk.first_line, Counter()):
+            if cells is None or len(cells) != self.width:  # unreadable, or wrong width
                 continue
             for index, key in auto:
                 cell = cells[index].strip()

@@ -1,1 +1,2 @@
-"""Real test servers for csm's own tests and for projects that script against csm."""
+"""Real test servers and worker processes for csm's own tests and benchmarks, and for projects
+that script against csm."""

@@ -5,16 +5,14 @@ tests, so the process-fault tests bring their own: an embedded PostgreSQL in a
 temporary directory (one database per run, so every run gets the same ids), a
 Temporal dev server on a state file (its history survives a restart), the SMTP
 sink in this process (stopped and started on the same port) and worker
-processes started from `worker.py` exactly as operators run them.
+processes started from `worker.py` exactly as operators run them (csm.testing.workers).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +27,10 @@ from csm.devstack.postgres import EmbeddedPostgres
 from csm.devstack.processes import port_open, wait_for_port
 from csm.devstack.smtp_sink import start_sink
 from csm.devstack.temporal import dev_server_argv
+from csm.settings import Settings
 from csm.testing.servers import free_port
+from csm.testing.workers import WorkerProcess, environment
 
-ROOT = Path(__file__).resolve().parents[2]
 #: Calls at any hour, no caps: a fault test checks the pass machinery, not the policy.
 ANY_HOURS = '[hours]\nvoice = "any"\nsms = "any"\nemail = "any"\n'
 
@@ -58,7 +57,7 @@ class FaultStack:
         self.temporal: subprocess.Popen | None = None
         self.smtp_port = free_port()
         self.smtp: Controller | None = None
-        self.workers: list[subprocess.Popen] = []
+        self.workers: list[WorkerProcess] = []
         self.client: Client | None = None
 
     @property
@@ -74,9 +73,7 @@ class FaultStack:
 
     async def close(self) -> None:
         for worker in self.workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+            await worker.kill()
         self.stop_smtp()
         await self.stop_temporal()
         await asyncio.to_thread(self.postgres.stop)
@@ -144,34 +141,23 @@ class FaultStack:
 
     # Workers ---------------------------------------------------------------------------------
 
-    def start_worker(self, run: Run, task_queue: str, *, latency_ms: float) -> subprocess.Popen:
-        env = {
-            **os.environ,
-            "DATABASE_URL": run.url,
-            "CSM_TEMPORAL_ADDRESS": self.temporal_address,
-            "CSM_TASK_QUEUE": task_queue,
-            "CSM_SMTP_HOST": "127.0.0.1",
-            "CSM_SMTP_PORT": str(self.smtp_port),
-            "CSM_METRICS_ADDRESS": "",
-            "CSM_SIMULATOR_LATENCY_MS": str(latency_ms),
-            "CSM_SIMULATOR_JOURNAL": str(run.journal),
-            # Voice odds do not switch to evening mid-test: runs minutes apart compare equal.
-            "CSM_SIMULATOR_EVENING_FROM_HOUR": "24",
-        }
-        log = (self.root / f"worker-{run.name}.log").open("ab")
-        worker = subprocess.Popen(
-            [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log, stderr=log
+    async def start_worker(self, run: Run, task_queue: str, *, latency_ms: float) -> WorkerProcess:
+        """A worker on this stack for `run`, its output appended to the run's worker log."""
+        settings = Settings(
+            database_url=run.url,
+            temporal_address=self.temporal_address,
+            smtp_host="127.0.0.1",
+            smtp_port=self.smtp_port,
+            _env_file=None,
         )
+        env = environment(
+            settings,
+            task_queue=task_queue,
+            simulator_latency_ms=latency_ms,
+            simulator_journal=run.journal,
+            # Voice odds do not switch to evening mid-test: runs minutes apart compare equal.
+            simulator_evening_from_hour=24,
+        )
+        worker = await WorkerProcess.start(env, log=self.root / f"worker-{run.name}.log")
         self.workers.append(worker)
         return worker
-
-    @staticmethod
-    async def kill(worker: subprocess.Popen) -> None:
-        worker.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(worker.wait)
-
-    @staticmethod
-    async def stop(worker: subprocess.Popen) -> None:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(worker.wait, 60)

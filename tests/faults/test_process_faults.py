@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,6 +33,7 @@ from csm.control import start_sub_campaign
 from csm.devstack.smtp_sink import messages
 from csm.strategy import load_strategy
 from csm.synthetic import create_synthetic_list
+from csm.testing.workers import WorkerProcess
 from tests.faults.process_stack import FaultStack, Run
 from tests.test_subcampaign_control import assert_exact
 
@@ -76,11 +76,13 @@ class Scenario:
     run: Run
     task_queue: str
     latency_ms: float
-    worker: subprocess.Popen = field(init=False)
+    worker: WorkerProcess = field(init=False)
     notes: list[str] = field(default_factory=list)
 
-    def restart_worker(self) -> None:
-        self.worker = self.stack.start_worker(self.run, self.task_queue, latency_ms=self.latency_ms)
+    async def restart_worker(self) -> None:
+        self.worker = await self.stack.start_worker(
+            self.run, self.task_queue, latency_ms=self.latency_ms
+        )
 
     async def rows(self, pass_number: int) -> int:
         async with self.run.engine.connect() as connection:
@@ -135,7 +137,7 @@ async def run_sub_campaign(
     await create_campaign(run.engine, "faults", load_strategy(STRATEGY), STRATEGY)
     await create_synthetic_list(run.engine, "faults-list", contacts=CONTACTS, seed=8)
     scenario = Scenario(stack, run, f"faults-{name}", latency_ms)
-    scenario.restart_worker()
+    await scenario.restart_worker()
     started = time.monotonic()
     try:
         assert stack.client is not None
@@ -174,7 +176,7 @@ async def run_sub_campaign(
                 )
             }
     finally:
-        await stack.stop(scenario.worker)
+        await scenario.worker.stop(grace=60)
     lines = run.journal.read_text().splitlines()
     journal_keys = [line.split("\t")[0] for line in lines]
     # From the carrier's side: every attempt it placed is in the ledger, once, and the ledger
@@ -229,9 +231,9 @@ async def test_worker_sigkilled_at_random_moments(stack: FaultStack, fault_free:
                 await scenario.until_rows(pass_number, moved_from + 1, within=180)
                 await asyncio.sleep(rng.uniform(0.05, 1.5))
                 assert not await scenario.pass_finished(pass_number), "the pass ended first"
-                await scenario.stack.kill(scenario.worker)
+                await scenario.worker.kill()
                 kills.append(f"pass {pass_number} at {await scenario.rows(pass_number)} rows")
-                scenario.restart_worker()
+                await scenario.restart_worker()
         scenario.notes.append(f"seed {seed}, {len(kills)} kills: " + ", ".join(kills))
 
     faulted = await run_sub_campaign(stack, "sigkill", kill_repeatedly, latency_ms=20)
