@@ -805,7 +805,9 @@ class PassActivities:
                     campaign_id=params.campaign_id,
                     final_codes=final_codes,
                     reached=[
-                        (row[4], row[8], row[10]) for row in context.rows if row[8] in final_codes
+                        (row.contact_id, row.result, row.attempted_at)
+                        for row in context.rows
+                        if row.result in final_codes
                     ],
                     opted_out=context.opted_out,
                     bounced=context.bounced,
@@ -1214,7 +1216,7 @@ class PassActivities:
                 reason = gate.closed(channel, contact.state, local)
         if reason is not None:
             return [
-                (
+                AttemptRow(
                     *context.head,
                     contact_id,
                     0,
@@ -1267,7 +1269,9 @@ class PassActivities:
                 result = await self._call(context, request, params, first=not rows)
             at = clock.now()
             rows.append(
-                (*context.head, contact_id, device_id, try_number, channel, result, None, at)
+                AttemptRow(
+                    *context.head, contact_id, device_id, try_number, channel, result, None, at
+                )
             )
             if result not in NEXT_DEVICE:  # the contact is done: no later check to count for
                 if result == "opted_out" and gate is not None:
@@ -1281,7 +1285,16 @@ class PassActivities:
             assert gate is not None
             reason = gate.reason(held_by)
             rows.append(
-                (*context.head, contact_id, 0, try_number, channel, "skipped", reason, clock.now())
+                AttemptRow(
+                    *context.head,
+                    contact_id,
+                    0,
+                    try_number,
+                    channel,
+                    "skipped",
+                    reason,
+                    clock.now(),
+                )
             )
         return rows
 

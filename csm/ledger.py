@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import NamedTuple
 
 import asyncpg
 
@@ -27,26 +28,30 @@ from csm.errors import CsmError
 from csm.plan import PassCounts
 from csm.vocabulary import UNKNOWN
 
-ATTEMPT_COLUMNS = (
-    "sub_campaign_id",
-    "campaign_id",
-    "day",
-    "pass_number",
-    "contact_id",
-    "device_id",
-    "try_number",
-    "channel",
-    "result",
-    "skip_reason",
-    "attempted_at",
-)
-
 #: The pass_progress / pass_selections rows of one round.
 ROUND = "WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3 AND round = $4"
 #: The pass_shards row of one shard (shards split round 0 only).
 SHARD = "WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3 AND shard = $4"
 
-AttemptRow = tuple[int, int, date, int, int, int, int, str, str, str | None, datetime]
+
+class AttemptRow(NamedTuple):
+    """One ledger row, in `ATTEMPT_COLUMNS` order (a tuple, so COPY takes it as it is)."""
+
+    sub_campaign_id: int
+    campaign_id: int
+    day: date
+    pass_number: int
+    contact_id: int
+    device_id: int  # 0: no device (a skip, or `unknown` settled for the contact)
+    try_number: int
+    channel: str
+    result: str
+    skip_reason: str | None
+    attempted_at: datetime
+
+
+#: The `attempts` columns a batch COPYs, in the order of AttemptRow's fields.
+ATTEMPT_COLUMNS = AttemptRow._fields
 
 
 def try_shown(try_number: int) -> int:
@@ -212,12 +217,12 @@ async def add_to_totals(
     """
     if not rows:
         return
-    by_result = Counter((row[8], row[9] or "") for row in rows)
+    by_result = Counter((row.result, row.skip_reason or "") for row in rows)
     attempted = skipped = 0
     if key.round == 0:
-        tried = {row[4] for row in rows if row[8] not in NOT_TRIED}
+        tried = {row.contact_id for row in rows if row.result not in NOT_TRIED}
         attempted = len(tried)
-        skipped = len({row[4] for row in rows}) - attempted
+        skipped = len({row.contact_id for row in rows}) - attempted
     results, reasons = zip(*by_result, strict=True)
     await connection.execute(
         _ADD_TOTALS,
