@@ -3,8 +3,6 @@ release, in one transaction; and counting rows written outside a batch."""
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 from temporalio import activity
 
@@ -60,21 +58,6 @@ async def record(
     if (counted := metrics.current()) is not None:
         counted.recorded(context.rows)  # committed: count them once
     activity.heartbeat(cursor)
-
-
-async def record_after(
-    previous: asyncio.Future[None] | None,
-    run: PassRun,
-    connection: asyncpg.Connection,
-    context: BatchContext,
-    cursor: int,
-    *,
-    next_inflight: bool,
-) -> None:
-    """Record a batch once the batch before it is recorded (cursors only move forward)."""
-    if previous is not None:
-        await previous
-    await record(run, connection, context, cursor, next_inflight=next_inflight)
 
 
 def count(run: PassRun, result: str, reason: str | None, n: int) -> None:

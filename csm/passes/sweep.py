@@ -1,10 +1,34 @@
-"""The sweep of a round: its batches from the cursor, read ahead, attempted, recorded."""
+"""The sweep of a round: its batches from the cursor, in three stages joined by queues.
+
+    reader ──read──▶ attempt stage ──attempted──▶ recorder
+      ▲                   │
+      └──────wanted───────┘
+
+- The reader reads the batch the attempt stage asks for (`wanted`): the first one from
+  the cursor, then each next one while the current one is attempted (read ahead on a
+  second connection, and leased already when all its windows are open).
+- The attempt stage (the sweep's own task) waits for a batch's windows, marks it in
+  flight, asks for the next, works it (leases, decisions, attempts) and hands it to the
+  recorder at once (no await in between: a pause arriving then finds it recorded).
+- The recorder records the batches in order on a third connection; each record
+  releases its own batch's leases only and leaves the next batch's in-flight mark.
+
+A batch is marked in flight only once the batch two before it is recorded, so a crash
+leaves at most two batches `unknown`. A round of one batch or less runs on one
+connection, the stages in turn. A stage's error is handed on, not raised in its task:
+the attempt stage raises it where it waits for that stage, and the stages end when
+their input does (a None), so every batch attempted is recorded before the sweep ends.
+On pause or stop (cancellation) the attempts in hand finish, the batches before are
+recorded, then this one up to its last handled contact, and the sweep ends cancelled.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
+from typing import NoReturn
 
 import asyncpg
 
@@ -18,23 +42,18 @@ from csm.passes.contact import Contact
 from csm.passes.context import PassRun
 from csm.passes.leases import Batch, holder, lease, work_batch
 from csm.passes.reading import load
-from csm.passes.recording import record, record_after
+from csm.passes.recording import record
 from csm.passes.windows import opened
 
 #: How long one batch should take: the most work a crash can leave `unknown`.
 BATCH_SECONDS = 0.5
+#: Batches marked in flight and not yet recorded, at most: the most a crash leaves `unknown`.
+IN_FLIGHT = 2
 
 
 async def sweep(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> None:
-    """Work the round from its cursor, batch by batch, with the stages overlapped.
-
-    While batch i is leased and attempted on `connection`, batch i+1 is read on a
-    second connection and batch i-1 is recorded on a third (one record at a time, in
-    order). Batch i is marked in flight before its first attempt and batch i-1's
-    record leaves that mark, so a crash leaves at most two batches `unknown`; each
-    record releases its own batch's leases only.
-    """
-    params, checks = run.params, run.tools.checks
+    """Work the round from its cursor, batch by batch, with the stages overlapped."""
+    params = run.params
     state = await progress(connection, key)
     assert state is not None
     cursor, selected = state["cursor"], state["selected"]
@@ -44,7 +63,6 @@ async def sweep(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> N
         calls=await calls_for(run, connection),
         final_codes=params.final_codes(),
     )
-    resuming = cursor > 0  # (a shard past the first always checks its first batch)
     # Batches last about BATCH_SECONDS whatever the channel's speed, so a crash leaves
     # at most that much work `unknown` and a pause lands quickly.
     size = min(params.batch_size, max(params.definition.pacing.concurrency, 16))
@@ -53,99 +71,232 @@ async def sweep(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> N
         if selected - cursor > size:  # more than one batch: overlap the stages
             loads = await stack.enter_async_context(driver_connection(run.tools.engine))
             records = await stack.enter_async_context(driver_connection(run.tools.engine))
-        overlapped = loads is not connection
-        withdrawn: set[str] = set()  # addresses that replied STOP or bounced in this sweep
-        ahead: asyncio.Future[Batch] | None = None
-        # The last batch's record, and the one before it (each waits for its previous).
-        recording: asyncio.Future[None] | None = None
-        earlier: asyncio.Future[None] | None = None
+        stages = _Stages(run, plan, (connection, loads, records), selected)
+        # (a shard past the first always checks its first batch)
+        await stages.work(cursor, size, resuming=cursor > 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Want:
+    """A batch the attempt stage asks the reader for: seqs (start, start + size]."""
+
+    start: int
+    size: int
+    ahead: bool  # read while the batch before is worked: leased too if its windows are open
+    resuming: bool = False  # the first batch after a restart (see reading.load)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempted:
+    """A batch attempted, for the recorder: its rows and consequences, and its last seq."""
+
+    context: BatchContext
+    last: int
+
+
+class _Stages:
+    """One round's sweep: its three connections, the queues between its stages, the
+    stages, and what the attempt stage carries from batch to batch."""
+
+    def __init__(
+        self,
+        run: PassRun,
+        plan: RoundPlan,
+        connections: tuple[asyncpg.Connection, asyncpg.Connection, asyncpg.Connection],
+        selected: int,
+    ) -> None:
+        self.run, self.plan, self.selected = run, plan, selected
+        self.connection, self.loads, self.records = connections
+        self.overlapped = self.loads is not self.connection
+        self.wanted: asyncio.Queue[_Want | None] = asyncio.Queue(maxsize=1)
+        self.read: asyncio.Queue[Batch | Exception] = asyncio.Queue(maxsize=1)
+        self.attempted: asyncio.Queue[_Attempted | None] = asyncio.Queue(maxsize=IN_FLIGHT)
+        self.in_flight = asyncio.Semaphore(IN_FLIGHT)  # released as each batch is recorded
+        self.reading = False  # a batch asked for and not taken yet
+        self.failed: Exception | None = None  # the recorder's error: nothing recorded after
+        self.withdrawn: set[str] = set()  # addresses that replied STOP or bounced
+
+    async def work(self, cursor: int, size: int, *, resuming: bool) -> None:
+        """The stages in one TaskGroup until the round is done (or the sweep ends)."""
+        ended: BaseException | None = None
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._reader())
+            group.create_task(self._recorder())
+            try:
+                await self._attempt(cursor, size, resuming)
+            except BaseException as error:  # pause, stop or an error: the stages end first
+                ended = error
+            try:
+                await self._close()
+            except Exception as error:
+                ended = error
+        if self.failed is not None:
+            raise self.failed
+        if ended is not None:
+            raise ended
+
+    # -- the stages ------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        """Read stage: each batch asked for, on `loads`; an error is handed on as the read."""
+        run, plan = self.run, self.plan
+        while (want := await self.wanted.get()) is not None:
+            got: Batch | Exception
+            try:
+                if want.ahead:
+                    got = await read_ahead(run, self.loads, plan, want.start, want.size)
+                else:
+                    contacts = await load(
+                        run, self.loads, plan.key, want.start, want.size, resuming=want.resuming
+                    )
+                    got = Batch(want.start, want.start + want.size, contacts)  # seqs are dense
+            except Exception as error:
+                got = error
+            self.read.put_nowait(got)
+
+    async def _recorder(self) -> None:
+        """Record stage: the batches in order, on `records`; after an error, none."""
+        while (done := await self.attempted.get()) is not None:
+            try:
+                if self.failed is None:
+                    await record(
+                        self.run,
+                        self.records,
+                        done.context,
+                        done.last,
+                        next_inflight=self.overlapped,
+                    )
+            except Exception as error:
+                self.failed = error
+            finally:
+                self.in_flight.release()
+                self.attempted.task_done()
+        self.attempted.task_done()
+
+    async def _attempt(self, cursor: int, size: int, resuming: bool) -> None:
+        """Attempt stage: the round's batches from `cursor`, in order."""
+        selected = self.selected
+        while cursor < selected:
+            if not self.overlapped:  # one connection: the batch before is recorded first
+                await self._recorded()
+            batch = await self._take(cursor, min(size, selected - cursor), resuming)
+            resuming = False
+            if not batch.contacts:
+                cursor = batch.last
+                continue
+            await self._open(batch, cursor)
+            await self.in_flight.acquire()  # the batch two before is recorded
+            self._check()
+            stopping = await self._mark(batch.last)
+            if self.overlapped and batch.last < selected and not stopping.is_set():
+                ahead = min(size, selected - batch.last)
+                self._ask(_Want(batch.last, ahead, ahead=True))
+            began = time.monotonic()
+            context, handled = await self._work(batch, stopping)
+            if stopping.is_set():
+                await self._stop(batch, context, handled, cursor)
+            took = time.monotonic() - began
+            self.withdrawn |= withdrawn_in(batch.contacts, context)
+            self.attempted.put_nowait(_Attempted(context, batch.last))  # at once: see above
+            cursor = batch.last
+            size = self._resized(size, took)
+
+    # -- the attempt stage's steps ---------------------------------------------------
+
+    def _ask(self, want: _Want) -> None:
+        self.wanted.put_nowait(want)
+        self.reading = True
+
+    async def _take(self, cursor: int, size: int, resuming: bool) -> Batch:
+        """The batch from `cursor`: the one read ahead, or this one read now."""
+        if not self.reading:
+            self._ask(_Want(cursor, size, ahead=False, resuming=resuming))
+        got = await self.read.get()
+        self.reading = False
+        if isinstance(got, Exception):
+            raise got
+        assert got.start == cursor  # read ahead from where the batch before ends
+        return got
+
+    async def _open(self, batch: Batch, cursor: int) -> None:
+        """Wait for the batch's first window and keep its leading contacts whose windows
+        are open (unless it was leased ahead, all open); leave out withdrawn devices."""
+        if batch.leased is None:
+            run = self.run
+            checks = run.tools.checks
+            batch.policy = (
+                await load_policy(self.connection, run.params.campaign_id) if checks else None
+            )
+            left = self.selected - cursor
+            contacts = await opened(run, batch.contacts, batch.policy, cursor, left=left)
+            if len(contacts) < len(batch.contacts):
+                batch.contacts, batch.last = contacts, contacts[-1].seq
+        if self.withdrawn:
+            withhold(batch.contacts, self.withdrawn)
+
+    async def _mark(self, last: int) -> asyncio.Event:
+        """Mark the batch in flight; the event it returns is set on pause or stop."""
+        stopping = asyncio.Event()
+        marking = asyncio.ensure_future(mark_inflight(self.connection, self.plan.key, last))
         try:
-            while cursor < selected:
-                if not overlapped and recording is not None:  # one connection: in turn
-                    await asyncio.shield(recording)
-                    recording = None
-                read = await asyncio.shield(ahead) if ahead is not None else None
-                ahead = None
-                if read is None:
-                    n = min(size, selected - cursor)
-                    batch = await load(run, loads, key, cursor, n, resuming=resuming)
-                    read = Batch(cursor, cursor + n, batch)  # seqs are dense: 1..selected
-                assert read.start == cursor  # read ahead from where this batch ends
-                resuming = False
-                if not read.contacts:
-                    cursor = read.last
-                    continue
-                if read.leased is None:
-                    read.policy = (
-                        await load_policy(connection, params.campaign_id) if checks else None
-                    )
-                    batch = await opened(
-                        run, read.contacts, read.policy, cursor, left=selected - cursor
-                    )
-                    if len(batch) < len(read.contacts):
-                        read.contacts, read.last = batch, batch[-1].seq
-                if withdrawn:
-                    withhold(read.contacts, withdrawn)
-                if earlier is not None:  # one batch recorded while the next is worked
-                    await asyncio.shield(earlier)
-                    earlier = None
-                last = read.last
-                stopping = asyncio.Event()
-                marking = asyncio.ensure_future(mark_inflight(connection, key, last))
-                try:
-                    await asyncio.shield(marking)
-                except asyncio.CancelledError:  # marked, maybe: record nothing, unmark
-                    await marking
-                    stopping.set()
-                if overlapped and last < selected and not stopping.is_set():
-                    ahead = asyncio.ensure_future(
-                        read_ahead(run, loads, plan, last, min(size, selected - last))
-                    )
-                work = asyncio.ensure_future(work_batch(run, connection, plan, read, stopping))
-                began = time.monotonic()
-                try:
-                    context, handled = await asyncio.shield(work)
-                except asyncio.CancelledError:
-                    stopping.set()
-                    context, handled = await work
-                if stopping.is_set():
-                    # Pause or stop: the attempts in hand finished, record them (after the
-                    # batch before), then stop.
-                    if recording is not None:
-                        await asyncio.shield(recording)
-                    recording = None
-                    done_to = handled_to(read.contacts, handled, cursor)
-                    await record(run, connection, context, done_to)
-                    raise asyncio.CancelledError
-                took = time.monotonic() - began
-                withdrawn |= withdrawn_in(read.contacts, context)
-                # Scheduled at once (no await between the attempts and their record): a
-                # pause arriving now still finds the batch recorded, in order.
-                earlier, recording = (
-                    recording,
-                    asyncio.ensure_future(
-                        record_after(
-                            recording, run, records, context, last, next_inflight=overlapped
-                        )
-                    ),
-                )
-                cursor = last
-                if took < BATCH_SECONDS / 2:
-                    size = min(size * 2, params.batch_size)
-                elif took > BATCH_SECONDS * 2:
-                    size = max(size // 2, params.definition.pacing.concurrency, 16)
+            await asyncio.shield(marking)
+        except asyncio.CancelledError:  # marked, maybe: record nothing, unmark
+            await marking
+            stopping.set()
+        return stopping
+
+    async def _work(self, batch: Batch, stopping: asyncio.Event) -> tuple[BatchContext, set[int]]:
+        """Work the batch to its end: a pause or stop only stops new contacts starting."""
+        work = asyncio.ensure_future(
+            work_batch(self.run, self.connection, self.plan, batch, stopping)
+        )
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            stopping.set()
+            return await work
+
+    async def _stop(
+        self, batch: Batch, context: BatchContext, handled: set[int], cursor: int
+    ) -> NoReturn:
+        """Pause or stop: the attempts in hand finished; record them (after the batches
+        before), then end the sweep cancelled."""
+        await self._recorded()
+        done_to = handled_to(batch.contacts, handled, cursor)
+        await record(self.run, self.connection, context, done_to)
+        raise asyncio.CancelledError
+
+    async def _recorded(self) -> None:
+        """Wait until every batch handed to the recorder is recorded."""
+        await self.attempted.join()
+        self._check()
+
+    def _check(self) -> None:
+        """A record failed: the sweep fails with its error."""
+        if self.failed is not None:
+            raise self.failed
+
+    def _resized(self, size: int, took: float) -> int:
+        """The next batch's size, so that batches last about BATCH_SECONDS."""
+        params = self.run.params
+        if took < BATCH_SECONDS / 2:
+            return min(size * 2, params.batch_size)
+        if took > BATCH_SECONDS * 2:
+            return max(size // 2, params.definition.pacing.concurrency, 16)
+        return size
+
+    async def _close(self) -> None:
+        """However the attempt stage ended: a batch read ahead and never worked gives its
+        leases back, and the stages end (the recorder after recording what it was given)."""
+        try:
+            if self.reading:
+                got = await self.read.get()
+                self.reading = False
+                if isinstance(got, Batch) and got.leased is not None:
+                    await release(self.loads, holder(self.plan.key), got.leased.claimed)
         finally:
-            # Whatever ends the sweep, the batch being recorded is committed (or fails)
-            # before its connection goes back; a batch read ahead is given back.
-            if ahead is not None:
-                await asyncio.wait([ahead])
-                unused = None
-                if not ahead.cancelled() and ahead.exception() is None:
-                    unused = ahead.result().leased
-                if unused is not None:
-                    await release(loads, holder(key), unused.claimed)
-            if recording is not None:
-                await asyncio.shield(recording)
+            await self.wanted.put(None)
+            await self.attempted.put(None)
 
 
 async def read_ahead(
