@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import string
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import asyncpg
 from temporalio import activity
@@ -60,9 +60,11 @@ class BatchContext:
     plan: RoundPlan
     provider: ChannelProvider
     start: int  # the cursor the batch starts from: its contacts are seqs past it
+    try_number: int  # the round
+    pass_channel: Channel
     rows: list[AttemptRow]
     key_prefix: str  # of the stable attempt key: sub-campaign, day, pass
-    head: tuple[int, int, object, int]  # every row's sub-campaign, campaign, day, pass
+    head: tuple[int, int, date, int]  # every row's sub-campaign, campaign, day, pass
     channel: str
     window: Window | None
     template: string.Template | None
@@ -91,6 +93,8 @@ class BatchContext:
             rows=[],
             provider=run.tools.channels.for_channel(definition.channel),
             start=start,
+            try_number=plan.key.round,
+            pass_channel=definition.channel,
             key_prefix=f"{params.sub_campaign_id}-{params.day:%Y%m%d}-{params.pass_number}-",
             head=(params.sub_campaign_id, params.campaign_id, params.day, params.pass_number),
             channel=definition.channel.value,
@@ -103,10 +107,48 @@ class BatchContext:
         self, contact_id: int, device_id: int, result: str, reason: str | None, at: datetime
     ) -> AttemptRow:
         """A ledger row of this batch (device 0: a skip)."""
-        try_number = self.plan.key.round
-        return AttemptRow(
-            *self.head, contact_id, device_id, try_number, self.channel, result, reason, at
+        values = (*self.head, contact_id, device_id, self.try_number, self.channel, result)
+        return _new_row(AttemptRow, (*values, reason, at))
+
+    def texts(self, contact: Contact) -> tuple[str | None, str | None]:
+        """The contact's message and subject: the pass's templates over its attributes."""
+        message = subject = None
+        if self.template:
+            message = self.template.safe_substitute(contact.attributes)
+        if self.subject:
+            subject = self.subject.safe_substitute(contact.attributes)
+        return message, subject
+
+    def request(
+        self,
+        contact: Contact,
+        device: Device,
+        local_hour: int,
+        message: str | None,
+        subject: str | None,
+    ) -> AttemptRequest:
+        """The provider's request for one device: ids, codes, the address, the texts and
+        the hour on the contact's clock when it was checked."""
+        try_number = self.try_number
+        return AttemptRequest(
+            attempt_key=f"{self.key_prefix}{contact.contact_id}-{device.device_id}-{try_number}",
+            day=self.head[2],
+            pass_number=self.head[3],
+            contact_id=contact.contact_id,
+            device_id=device.device_id,
+            try_number=try_number,
+            device_kind=device.kind,
+            address=device.address,
+            channel=self.pass_channel,
+            local_hour=local_hour,
+            message=message,
+            subject=subject,
         )
+
+
+#: AttemptRow from a tuple of its values, as its `_make` does without the length check:
+#: a row per attempt is the hot path (a NamedTuple's own constructor costs twice as much).
+_new_row = tuple.__new__
 
 
 async def attempt_batch(
@@ -140,43 +182,40 @@ async def attempt_batch(
 async def attempt_contact(
     run: PassRun, contact: Contact, context: BatchContext
 ) -> list[AttemptRow]:
-    """One contact: the decision, then its devices in order until one reaches someone."""
-    clock = run.clock
-    window = context.window
+    """One contact: the decision, then its devices in order until one reaches someone or
+    a cap holds them. The hot path of a pass: no call it can do without."""
+    clock, gate, channel, window = run.clock, context.gate, context.channel, context.window
     local = clock.local(contact.zone)
     reason = skip_reason(
         contact,
-        channel=context.channel,
+        channel=channel,
         window=window,
         window_time=clock.local(run.window_zone(contact)).time() if window else None,
         local=local,
-        checks=context.gate,
+        checks=gate,
     )
     if reason is not None:
         return [context.row(contact.contact_id, 0, "skipped", str(reason), clock.now())]
-    return await _try_devices(run, contact, context, local.hour)
-
-
-async def _try_devices(
-    run: PassRun, contact: Contact, context: BatchContext, local_hour: int
-) -> list[AttemptRow]:
-    """The contact's devices in order, until one reaches someone or a cap holds them.
-
-    `local_hour`: the hour on the contact's clock when it was checked (told the provider)."""
-    clock, gate, channel = run.clock, context.gate, context.channel
-    texts = _texts(contact, context)
+    message, subject = context.texts(contact)
     rows: list[AttemptRow] = []
     hold = None
     for device in contact.devices:
-        hold = device_hold(gate, contact, device, channel=channel, at=clock.now())
-        if hold is not None:
-            if hold.per_device:
-                continue  # this number's own cap: the next device may still be tried
-            break
+        if gate is not None:
+            hold = device_hold(gate, contact, device, channel=channel, at=clock.now())
+            if hold is not None:
+                if hold.per_device:
+                    continue  # this number's own cap: the next device may still be tried
+                break
         if context.plan.pacer.interval:
             await context.plan.pacer.wait()
-        request = _request(run, contact, device, context, (local_hour, *texts))
-        result = await _attempt(run, context, request, first=not rows)
+        request = context.request(contact, device, local.hour, message, subject)
+        if context.plan.calls is None:  # no agents: straight to the provider
+            try:
+                result = (await context.provider.attempt(request)).result
+            except ConnectionError:
+                result = (await send_after_outage(context.provider, request)).result
+        else:
+            result = await call(run, context, request, first=not rows)
         at = clock.now()
         rows.append(context.row(contact.contact_id, device.device_id, result, None, at))
         if not tries_next_device(result):  # the contact is done: no later check to count for
@@ -189,58 +228,10 @@ async def _try_devices(
                 context.bounced.append(device.device_id)
     if hold is not None:  # a cap stopped the devices: say which
         assert gate is not None
-        reason = gate.reason(hold.rule)
-        rows.append(context.row(contact.contact_id, 0, "skipped", reason, clock.now()))
+        rows.append(
+            context.row(contact.contact_id, 0, "skipped", gate.reason(hold.rule), clock.now())
+        )
     return rows
-
-
-def _texts(contact: Contact, context: BatchContext) -> tuple[str | None, str | None]:
-    """The contact's message and subject, from the pass's templates and its attributes."""
-    message = subject = None
-    if context.template:
-        message = context.template.safe_substitute(contact.attributes)
-    if context.subject:
-        subject = context.subject.safe_substitute(contact.attributes)
-    return message, subject
-
-
-def _request(
-    run: PassRun,
-    contact: Contact,
-    device: Device,
-    context: BatchContext,
-    said: tuple[int, str | None, str | None],
-) -> AttemptRequest:
-    """The provider's request for one device: ids, the address and the texts; `said` is
-    the contact's local hour, message and subject."""
-    params, try_number = run.params, context.plan.key.round
-    local_hour, message, subject = said
-    return AttemptRequest(
-        attempt_key=f"{context.key_prefix}{contact.contact_id}-{device.device_id}-{try_number}",
-        day=params.day,
-        pass_number=params.pass_number,
-        contact_id=contact.contact_id,
-        device_id=device.device_id,
-        try_number=try_number,
-        device_kind=device.kind,
-        address=device.address,
-        channel=params.definition.channel,
-        local_hour=local_hour,
-        message=message,
-        subject=subject,
-    )
-
-
-async def _attempt(
-    run: PassRun, context: BatchContext, request: AttemptRequest, *, first: bool
-) -> str:
-    """One attempt's result: straight to the provider, or through agents (`call`)."""
-    if context.plan.calls is not None:
-        return await call(run, context, request, first=first)
-    try:
-        return (await context.provider.attempt(request)).result
-    except ConnectionError:
-        return (await send_after_outage(context.provider, request)).result
 
 
 async def call(run: PassRun, context: BatchContext, request: AttemptRequest, *, first: bool) -> str:
