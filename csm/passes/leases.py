@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import date
 
 import asyncpg
 
@@ -47,9 +46,20 @@ class Batch:
     leased: Leased | None = None
 
 
-def _agent_day(run: PassRun, plan: RoundPlan) -> tuple[int, date] | None:
-    """Whose agent connections today block a contact: a pass with agents only."""
-    return (run.params.sub_campaign_id, run.params.day) if plan.calls else None
+async def _checks_of(
+    run: PassRun,
+    connection: asyncpg.Connection,
+    plan: RoundPlan,
+    policy: ContactPolicy,
+    claimed: set[int],
+) -> BatchGate:
+    """What the checks of the accounts just leased read: final outcomes, recent attempts
+    and, on a pass with agents, who was connected to an agent today."""
+    params = run.params
+    agent_day = (params.sub_campaign_id, params.day) if plan.calls else None
+    return await BatchGate.open(
+        connection, policy, params.campaign_id, claimed, run.clock.now(), agent_day
+    )
 
 
 async def lease(
@@ -67,14 +77,7 @@ async def lease(
         reserved = await reserved_by_priority(connection, run.params.campaign_id, ids)
         blocked = dict.fromkeys(reserved, SkipReason.RESERVED)
     claimed = await claim(connection, holder(plan.key), [i for i in ids if i not in blocked])
-    gate = await BatchGate.open(
-        connection,
-        policy,
-        run.params.campaign_id,
-        claimed,
-        run.clock.now(),
-        _agent_day(run, plan),
-    )
+    gate = await _checks_of(run, connection, plan, policy, claimed)
     gate.blocked.update(blocked)
     return Leased(gate, claimed, blocked)
 
@@ -129,16 +132,7 @@ async def _when_free(
             if not claimed:
                 continue
             context.leased.extend(claimed)
-            gate.add(
-                await BatchGate.open(
-                    connection,
-                    policy,
-                    run.params.campaign_id,
-                    claimed,
-                    run.clock.now(),
-                    _agent_day(run, plan),
-                )
-            )
+            gate.add(await _checks_of(run, connection, plan, policy, claimed))
         ready = [c for c in waiting if c.contact_id in claimed]
         waiting = [c for c in waiting if c.contact_id not in claimed]
         handled |= await attempt_batch(run, ready, context, context.start)
