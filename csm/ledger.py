@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import NamedTuple
 
 import asyncpg
 
 from csm.errors import CsmError
+from csm.ledger_rows import ATTEMPT_COLUMNS, AttemptRow
 from csm.plan import PassCounts
 from csm.vocabulary import UNKNOWN
 
@@ -32,26 +32,6 @@ from csm.vocabulary import UNKNOWN
 ROUND = "WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3 AND round = $4"
 #: The pass_shards row of one shard (shards split round 0 only).
 SHARD = "WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3 AND shard = $4"
-
-
-class AttemptRow(NamedTuple):
-    """One ledger row, in `ATTEMPT_COLUMNS` order (a tuple, so COPY takes it as it is)."""
-
-    sub_campaign_id: int
-    campaign_id: int
-    day: date
-    pass_number: int
-    contact_id: int
-    device_id: int  # 0: no device (a skip, or `unknown` settled for the contact)
-    try_number: int
-    channel: str
-    result: str
-    skip_reason: str | None
-    attempted_at: datetime
-
-
-#: The `attempts` columns a batch COPYs, in the order of AttemptRow's fields.
-ATTEMPT_COLUMNS = AttemptRow._fields
 
 
 def try_shown(try_number: int) -> int:

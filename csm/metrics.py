@@ -31,7 +31,7 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from csm.errors import CsmError
-from csm.ledger import AttemptRow
+from csm.ledger_rows import AttemptRow
 from csm.vocabulary import SkipReason
 
 ATTEMPTS = "csm_attempts"
