@@ -20,7 +20,7 @@ from csm.compliance.gate import BatchGate
 from csm.dialer import LIVE, DialerLines, LiveAnswers, abandon_history
 from csm.ledger import AttemptRow, PassKey
 from csm.passes.clock import Pacer
-from csm.passes.contact import Contact, Device
+from csm.passes.contact import Contact, Device, new_record
 from csm.passes.context import PassRun
 from csm.passes.decision import device_hold, skip_reason, tries_next_device
 from csm.passes.notes import note
@@ -107,8 +107,10 @@ class BatchContext:
         self, contact_id: int, device_id: int, result: str, reason: str | None, at: datetime
     ) -> AttemptRow:
         """A ledger row of this batch (device 0: a skip)."""
-        values = (*self.head, contact_id, device_id, self.try_number, self.channel, result)
-        return _new_row(AttemptRow, (*values, reason, at))
+        return new_record(
+            AttemptRow,
+            (*self.head, contact_id, device_id, self.try_number, self.channel, result, reason, at),
+        )
 
     def texts(self, contact: Contact) -> tuple[str | None, str | None]:
         """The contact's message and subject: the pass's templates over its attributes."""
@@ -144,11 +146,6 @@ class BatchContext:
             message=message,
             subject=subject,
         )
-
-
-#: AttemptRow from a tuple of its values, as its `_make` does without the length check:
-#: a row per attempt is the hot path (a NamedTuple's own constructor costs twice as much).
-_new_row = tuple.__new__
 
 
 async def attempt_batch(
@@ -197,6 +194,7 @@ async def attempt_contact(
     if reason is not None:
         return [context.row(contact.contact_id, 0, "skipped", str(reason), clock.now())]
     message, subject = context.texts(contact)
+    pacer, calls, provider = context.plan.pacer, context.plan.calls, context.provider
     rows: list[AttemptRow] = []
     hold = None
     for device in contact.devices:
@@ -206,14 +204,14 @@ async def attempt_contact(
                 if hold.per_device:
                     continue  # this number's own cap: the next device may still be tried
                 break
-        if context.plan.pacer.interval:
-            await context.plan.pacer.wait()
+        if pacer.interval:
+            await pacer.wait()
         request = context.request(contact, device, local.hour, message, subject)
-        if context.plan.calls is None:  # no agents: straight to the provider
+        if calls is None:  # no agents: straight to the provider
             try:
-                result = (await context.provider.attempt(request)).result
+                result = (await provider.attempt(request)).result
             except ConnectionError:
-                result = (await send_after_outage(context.provider, request)).result
+                result = (await send_after_outage(provider, request)).result
         else:
             result = await call(run, context, request, first=not rows)
         at = clock.now()

@@ -7,7 +7,7 @@ import json
 import asyncpg
 
 from csm.ledger import PassKey
-from csm.passes.contact import Contact, Device
+from csm.passes.contact import Contact, Device, new_record
 from csm.passes.context import PassRun
 from csm.passes.decision import RETRYABLE
 from csm.vocabulary import Channel
@@ -107,7 +107,7 @@ def _contacts(run: PassRun, records: list[asyncpg.Record]) -> list[Contact]:
         if r["device_suppressed"]:
             contact.suppressed_devices += 1
         else:
-            contact.devices.append(Device(r["device_id"], r["kind"], r["value"]))
+            contact.devices.append(new_record(Device, (r["device_id"], r["kind"], r["value"])))
     return batch
 
 
