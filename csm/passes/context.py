@@ -54,4 +54,4 @@ class PassRun:
         if window.zone == "contact":
             return contact.zone
         name = self.params.campaign_timezone if window.zone == "campaign" else window.zone
-        return self.tools.zones(name)
+        return self.tools.zones[name]

@@ -93,7 +93,7 @@ def _contacts(run: PassRun, records: list[asyncpg.Record]) -> list[Contact]:
                 Contact(
                     seq=r["seq"],
                     contact_id=r["id"],
-                    zone=zones(r["timezone"] or default_zone),
+                    zone=zones[r["timezone"] or default_zone],
                     consented=r["consented"],
                     devices=[],
                     attributes=json.loads(r["attributes"]) if r["attributes"] else {},
