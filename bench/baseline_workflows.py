@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.passes import NEXT_DEVICE
+    from csm.passes.decision import NEXT_DEVICE
 
 #: The name the per-contact journey's one activity is registered under.
 ATTEMPT_DEVICE = "attempt_device"

@@ -31,7 +31,7 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from csm.errors import CsmError
-from csm.ledger import AttemptRow
+from csm.ledger_rows import AttemptRow
 from csm.vocabulary import SkipReason
 
 ATTEMPTS = "csm_attempts"
@@ -86,7 +86,9 @@ class PassMetrics:
 
     def recorded(self, rows: Iterable[AttemptRow]) -> None:
         """Count a committed batch's rows: one add per distinct label set."""
-        for (channel, result, reason), n in Counter((r[7], r[8], r[9]) for r in rows).items():
+        for (channel, result, reason), n in Counter(
+            (r.channel, r.result, r.skip_reason) for r in rows
+        ).items():
             self.written(channel, result, reason, n)
 
     def written(self, channel: str, result: str, reason: str | None, n: int) -> None:

@@ -10,6 +10,7 @@ from csm.campaigns import create_campaign
 from csm.compliance.store import set_policy
 from csm.database import driver_connection
 from csm.ledger import (
+    AttemptRow,
     PassKey,
     count_pass,
     mark_inflight,
@@ -135,14 +136,20 @@ async def test_a_batch_a_crash_settles_and_a_stop_add_up(engine: AsyncEngine) ->
         rows = []
         for n, contact_id in enumerate(ids[:20]):
             if n % 5 == 0:  # skipped before any device
-                rows.append((*base, contact_id, 0, 0, "voice", "skipped", "no_consent", now))
+                rows.append(
+                    AttemptRow(*base, contact_id, 0, 0, "voice", "skipped", "no_consent", now)
+                )
                 continue
-            rows.append((*base, contact_id, n, 0, "voice", "busy", None, now))
+            rows.append(AttemptRow(*base, contact_id, n, 0, "voice", "busy", None, now))
             if n % 3 == 0:  # then a cap held the next device
-                rows.append((*base, contact_id, 0, 0, "voice", "skipped", "capped:two", now))
+                rows.append(
+                    AttemptRow(*base, contact_id, 0, 0, "voice", "skipped", "capped:two", now)
+                )
             else:
                 rows.append(
-                    (*base, contact_id, n + 1000, 0, "voice", "delivered_machine", None, now)
+                    AttemptRow(
+                        *base, contact_id, n + 1000, 0, "voice", "delivered_machine", None, now
+                    )
                 )
         await record_batch(connection, key, rows, 20, start=0)
         await mark_inflight(connection, key, 40)

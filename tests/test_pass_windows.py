@@ -8,15 +8,19 @@ from zoneinfo import ZoneInfo
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.passes import PassActivities, PassInput, _Clock, _Contact
+from activities.passes import PassActivities, PassInput
 from csm.channels import Channels
+from csm.passes.clock import Clock
+from csm.passes.contact import Contact
+from csm.passes.context import PassRun
+from csm.passes.windows import window_open
 from csm.strategy.model import PassDefinition, Window
 from tests.test_subcampaign_days import midday_zone
 
 
-def _setup(opens_in: float) -> tuple[PassActivities, _Contact, PassInput]:
+def _setup(opens_in: float) -> tuple[PassActivities, Contact, PassInput]:
     zone = midday_zone()
-    local_now = _Clock().now().astimezone(ZoneInfo(zone))
+    local_now = Clock().now().astimezone(ZoneInfo(zone))
     start = (local_now + timedelta(seconds=opens_in)).time().replace(microsecond=0)
     definition = PassDefinition(
         name="later",
@@ -33,7 +37,7 @@ def _setup(opens_in: float) -> tuple[PassActivities, _Contact, PassInput]:
         response_groups={},
         campaign_timezone=zone,
     )
-    contact = _Contact(seq=1, contact_id=1, zone=ZoneInfo(zone), consented=True, devices=[])
+    contact = Contact(seq=1, contact_id=1, zone=ZoneInfo(zone), consented=True, devices=[])
     return PassActivities(engine=None, channels=Channels()), contact, params  # type: ignore[arg-type]
 
 
@@ -42,10 +46,11 @@ async def test_waits_until_the_window_opens() -> None:
     heartbeats: list[object] = []
     env = ActivityEnvironment()
     env.on_heartbeat = heartbeats.append
-    assert _Clock().now().astimezone(contact.zone).time() < params.definition.window.start
-    opened = await env.run(activities._window_open, contact, params, _Clock(), asyncio.Event(), 0)
+    assert Clock().now().astimezone(contact.zone).time() < params.definition.window.start
+    run = PassRun(params, Clock(), activities.tools)
+    opened = await env.run(window_open, run, contact, asyncio.Event(), 0)
     assert opened
-    assert _Clock().now().astimezone(contact.zone).time() >= params.definition.window.start
+    assert Clock().now().astimezone(contact.zone).time() >= params.definition.window.start
     assert heartbeats  # it stayed alive while it waited
 
 
@@ -54,5 +59,6 @@ async def test_stopping_ends_the_wait() -> None:
     stopping = asyncio.Event()
     env = ActivityEnvironment()
     asyncio.get_running_loop().call_later(0.3, stopping.set)
-    opened = await env.run(activities._window_open, contact, params, _Clock(), stopping, 0)
+    run = PassRun(params, Clock(), activities.tools)
+    opened = await env.run(window_open, run, contact, stopping, 0)
     assert not opened

@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-from activities.passes import NEXT_DEVICE, PassActivities
+from activities.passes import PassActivities
 from csm.agents import set_agents
 from csm.campaigns import create_campaign
 from csm.channels import Channels
 from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
 from csm.control import start_sub_campaign
+from csm.passes.decision import NEXT_DEVICE
 from csm.results import agent_utilisation
 from csm.schedule import campaign_day
 from csm.settings import Settings

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
 
-from activities.passes import NEXT_DEVICE
 from csm.channels import AttemptRequest
 from csm.channels.simulator import VOICE_DAYTIME, Distribution, SimulatedCarrier, SimulatorConfig
+from csm.passes.decision import NEXT_DEVICE
 from csm.vocabulary import Channel
 
 DAY = date(2026, 3, 2)
@@ -67,7 +67,7 @@ def work_pass(
     carrier: SimulatedCarrier, pass_number: int, contacts: Iterable[int]
 ) -> dict[int, str]:
     """Each contact's last result in a pass: devices in order until one is not NEXT_DEVICE,
-    as activities/passes.py works them."""
+    as the pass engine (csm/passes/attempts.py) works them."""
     last: dict[int, str] = {}
     for contact_id in contacts:
         for device in range(len(DEVICES)):

@@ -30,6 +30,7 @@ from temporalio.client import Client, WorkflowHandle
 from csm.control import start_sub_campaign
 from csm.database import driver_connection
 from csm.ledger import (
+    AttemptRow,
     PassKey,
     StaleBatch,
     mark_inflight,
@@ -351,8 +352,8 @@ async def test_handled_never_exceeds_selected_with_unknown_attempts(
         ids = await freeze_whole_list(connection, sub, day)
         base = (sub.id, sub.campaign_id, day, 1)
 
-        def tried(contacts: list[int]) -> list[tuple]:
-            return [(*base, c, c, 0, "voice", "no_answer", None, now) for c in contacts]
+        def tried(contacts: list[int]) -> list[AttemptRow]:
+            return [AttemptRow(*base, c, c, 0, "voice", "no_answer", None, now) for c in contacts]
 
         await record_batch(connection, key, tried(ids[:20]), 20, start=0)
         await mark_inflight(connection, key, 40)

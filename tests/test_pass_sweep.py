@@ -1,0 +1,82 @@
+"""The staged sweep (csm.passes.sweep): a stage's error ends the pass as itself, after
+what was attempted before it is recorded, and nothing is recorded past a failed record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import csm.passes.sweep as sweep
+from csm.compliance.store import set_policy
+from csm.ledger import StaleBatch
+from csm.strategy import load_strategy
+from csm.subcampaigns import register_sub_campaign
+from tests.compliance_helpers import WatchingCarrier, rows_of, run_pass
+from tests.helpers import campaign_with_list
+
+#: No window, no policy hours that close: every contact is attempted, in batches of 16 up.
+STRATEGY = 'timezone = "UTC"\n[[passes]]\nname = "call"\nchannel = "voice"\n'
+
+
+async def _pass(engine: AsyncEngine) -> tuple[Any, Any]:
+    campaign, list_name = await campaign_with_list(engine, STRATEGY, contacts=400, seed=5)
+    await _open_all_day(engine, campaign)
+    sub = await register_sub_campaign(engine, campaign=campaign, list_name=list_name)
+    return sub, load_strategy(STRATEGY)
+
+
+async def _open_all_day(engine: AsyncEngine, campaign: str) -> None:
+    await set_policy(engine, '[hours]\nvoice = "any"\n', campaign=campaign)
+
+
+async def _ledger(engine: AsyncEngine, sub_id: int) -> tuple[int, int, int]:
+    """(cursor, selected, contacts with a row) of the sub-campaign's pass 1."""
+    [(cursor, selected)] = await rows_of(
+        engine, "SELECT cursor, selected FROM pass_progress WHERE sub_campaign_id = :s", s=sub_id
+    )
+    [(recorded,)] = await rows_of(
+        engine,
+        "SELECT count(DISTINCT contact_id) FROM attempts WHERE sub_campaign_id = :s",
+        s=sub_id,
+    )
+    return cursor, selected, recorded
+
+
+async def test_a_failed_record_fails_the_pass_as_itself_and_nothing_after_it_is_recorded(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sub, strategy = await _pass(engine)
+    recorded = sweep.record
+    calls = 0
+
+    async def second_is_stale(*args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StaleBatch("the second batch came after its range was closed")
+        await recorded(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "record", second_is_stale)
+    with pytest.raises(StaleBatch, match="second batch"):
+        await run_pass(engine, WatchingCarrier(latency_seconds=0).channels(), sub, strategy, 1)
+    cursor, selected, contacts = await _ledger(engine, sub.id)
+    assert 0 < cursor < selected  # the first batch recorded, the rest not
+    assert contacts == cursor  # no batch after the failed one was recorded
+
+
+async def test_a_failed_read_ahead_fails_the_pass_after_the_batch_in_hand_is_recorded(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sub, strategy = await _pass(engine)
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("read ahead failed")
+
+    monkeypatch.setattr(sweep, "read_ahead", broken)
+    with pytest.raises(RuntimeError, match="read ahead failed"):
+        await run_pass(engine, WatchingCarrier(latency_seconds=0).channels(), sub, strategy, 1)
+    cursor, selected, contacts = await _ledger(engine, sub.id)
+    assert 0 < cursor < selected
+    assert contacts == cursor  # the batch worked while the next was read is recorded
