@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from csm.campaigns import create_campaign
 from csm.database import create_engine, driver_connection
-from csm.ledger import PassKey, record_batch
+from csm.ledger import AttemptRow, PassKey, record_batch
 from csm.results import agent_utilisation, ledger_counts
 from csm.schedule import campaign_day
 from csm.strategy import load_strategy
@@ -86,7 +86,9 @@ async def run(contacts: int, repeats: int) -> None:
             now = datetime.now(UTC)
             for start in range(0, len(ids), 2000):  # batches, as a pass records them (totals too)
                 rows = [
-                    (sub.id, sub.campaign_id, day, 1, i, i, 0, "voice", RESULTS[i % 4], None, now)
+                    AttemptRow(
+                        sub.id, sub.campaign_id, day, 1, i, i, 0, "voice", RESULTS[i % 4], None, now
+                    )
                     for i in ids[start : start + 2000]
                 ]
                 await record_batch(connection, key, rows, start + len(rows), start=start)
