@@ -21,6 +21,7 @@ CONSENT_COLUMN = {
 
 #: The contacts of seqs ($4, $5] of a round, each row one device of the pass's kinds (a
 #: retry round: the devices that gave a retryable result), with suppressions looked up.
+#: `_contacts` unpacks a row's columns in this order.
 _BATCH = """
 SELECT s.seq, c.id, c.timezone, c.{consent} AS consented,
        {attributes} AS attributes,
@@ -84,30 +85,47 @@ async def load(
 
 
 def _contacts(run: PassRun, records: list[asyncpg.Record]) -> list[Contact]:
-    """One Contact per seq from the rows of its devices."""
+    """One Contact per seq from the rows of its devices.
+
+    Once per device of a pass, so each row is unpacked once, in `_BATCH`'s column order,
+    rather than looked up column by column by name.
+    """
     zones, default_zone = run.tools.zones, run.params.campaign_timezone
     batch: list[Contact] = []
+    contact: Contact | None = None
     for r in records:
-        if not batch or batch[-1].seq != r["seq"]:
-            batch.append(
-                Contact(
-                    seq=r["seq"],
-                    contact_id=r["id"],
-                    zone=zones[r["timezone"] or default_zone],
-                    consented=r["consented"],
-                    devices=[],
-                    attributes=json.loads(r["attributes"]) if r["attributes"] else {},
-                    state=r["state"],
-                )
+        (
+            seq,
+            contact_id,
+            timezone,
+            consented,
+            attributes,
+            state,
+            device_id,
+            kind,
+            value,
+            suppressed,
+            device_suppressed,
+        ) = r
+        if contact is None or contact.seq != seq:
+            contact = Contact(
+                seq=seq,
+                contact_id=contact_id,
+                zone=zones[timezone or default_zone],
+                consented=consented,
+                devices=[],
+                attributes=json.loads(attributes) if attributes else {},
+                state=state,
             )
-        contact = batch[-1]
-        contact.suppressed = contact.suppressed or r["suppressed"]
-        if r["device_id"] is None:
+            batch.append(contact)
+        if suppressed:
+            contact.suppressed = True
+        if device_id is None:
             continue
-        if r["device_suppressed"]:
+        if device_suppressed:
             contact.suppressed_devices += 1
         else:
-            contact.devices.append(new_record(Device, (r["device_id"], r["kind"], r["value"])))
+            contact.devices.append(new_record(Device, (device_id, kind, value)))
     return batch
 
 
