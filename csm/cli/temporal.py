@@ -38,13 +38,16 @@ def with_temporal(work: Callable[[Client, AsyncEngine, Settings], Awaitable[T]])
 
 def with_temporal_reads(work: Callable[[Client, asyncpg.Connection, Settings], Awaitable[T]]) -> T:
     """Like `with_temporal`, on one plain asyncpg connection: for `csm status`, which only
-    reads (csm.lookups) and must start fast, so it never loads SQLAlchemy."""
-    from csm.control import connect
+    reads (csm.lookups) and must start fast, so it never loads SQLAlchemy. csm.control is
+    imported once the database answered: a status that cannot reach it fails as fast as
+    before csm.control existed."""
     from csm.settings import load_settings
 
     settings = load_settings()
 
     async def run(connection: asyncpg.Connection) -> T:
+        from csm.control import connect
+
         client = await connect(settings)
         return await work(client, connection, settings)
 
