@@ -9,9 +9,14 @@ from typing import Protocol
 from csm.vocabulary import Channel
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AttemptRequest:
-    """One try of one device. `address` is personal data: it never leaves the activity."""
+    """One try of one device. `address` is personal data: it never leaves the activity.
+
+    Built once per attempt and never changed after (providers only read it). Not a frozen
+    dataclass: its `__init__` sets twelve fields through `object.__setattr__`, 1.5 µs
+    against 0.5 µs, a tenth of a zero-latency pass's time per contact.
+    """
 
     attempt_key: str  # stable across retries: sub-campaign, day, pass, contact, device, try
     day: date  # the campaign day and pass of the key: a simulated world answers each
