@@ -1,4 +1,4 @@
-"""Issue 8's benches at tiny sizes, each run as its own process like a developer runs it.
+"""Benches at tiny sizes, each run as its own process like a developer runs it.
 
 They start their own servers (embedded PostgreSQL or DATABASE_URL, a dev server).
 Only that they run to the end and print their figures is checked, and for the
@@ -61,3 +61,16 @@ def test_cli_startup_prints_min_median_max_per_command() -> None:
             re.M,
         ), out
     assert "(2 runs, exit 1)" in out.splitlines()[-1]  # nothing listens: status fails fast
+
+
+def test_web_refresh_prints_the_page_and_the_ledger_counts() -> None:
+    out = run_bench("web_refresh.py", "--contacts", "2000", "--repeats", "3")
+    assert re.search(r"2,000 ledger rows in [\d.]+s", out), out
+    assert re.search(r"one page refresh \(pass totals\): p50 [\d.]+ ms, max [\d.]+ ms", out), out
+    assert re.search(r"the same counts from the ledger: p50 \d+ ms, max \d+ ms", out), out
+
+
+def test_web_index_prints_both_ways_and_their_ratio() -> None:
+    out = run_bench("web_index.py", "--rows", "5", "--repeats", "2")
+    assert "5 sub-campaigns, 2 runs each" in out, out
+    assert re.search(r"before / now \(p50\) +[\d.]+", out), out
