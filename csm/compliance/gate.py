@@ -29,6 +29,7 @@ import asyncpg
 
 from csm.compliance.caps import CONVERSATION_PAUSE, CapRules, PastAttempt, blocking_rule
 from csm.compliance.policy import ContactPolicy
+from csm.suppressions.store import suppress_devices
 from csm.vocabulary import NOT_ATTEMPTED_CODES, SkipReason
 
 LEASE_TTL = timedelta(minutes=10)
@@ -334,13 +335,4 @@ async def record_consequences(
         )
     for device_ids, reason in ((opted_out, "stop_reply"), (bounced, "hard_bounce")):
         if device_ids:
-            await connection.execute(
-                """
-                INSERT INTO suppressions (kind, value, reason)
-                SELECT CASE WHEN kind = 'email' THEN 'email' ELSE 'phone' END, value, $2
-                FROM devices WHERE id = ANY($1::bigint[])
-                ON CONFLICT DO NOTHING
-                """,
-                list(device_ids),
-                reason,
-            )
+            await suppress_devices(connection, device_ids, reason)

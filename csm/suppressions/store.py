@@ -9,6 +9,7 @@ reason and all. Requests name their target with `account=`, `phone=` or `email=`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Unpack
@@ -116,6 +117,23 @@ async def insert_one(
             return row["id"], row["created"]
     raise SuppressionError(
         f"could not add the suppression of {target.kind} {target.value!r}: try again"
+    )
+
+
+async def suppress_devices(
+    connection: asyncpg.Connection, device_ids: Iterable[int], reason: str
+) -> None:
+    """Suppress these devices' numbers and addresses in every campaign (a STOP reply, a
+    hard bounce), inside the caller's transaction: the batch that met them records it."""
+    await connection.execute(
+        """
+        INSERT INTO suppressions (kind, value, reason)
+        SELECT CASE WHEN kind = 'email' THEN 'email' ELSE 'phone' END, value, $2
+        FROM devices WHERE id = ANY($1::bigint[])
+        ON CONFLICT DO NOTHING
+        """,
+        list(device_ids),
+        reason,
     )
 
 
