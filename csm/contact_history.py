@@ -29,6 +29,7 @@ from csm.compliance.store import load_policy
 from csm.database import driver_connection
 from csm.errors import CsmError
 from csm.ledger import try_shown
+from csm.suppressions.store import SuppressionRow
 from csm.vocabulary import CHANNEL_DEVICE_KINDS, NOT_ATTEMPTED_CODES, UNKNOWN
 
 
@@ -190,26 +191,6 @@ class FinalOutcomeRow:
 
 
 @dataclass(frozen=True)
-class SuppressionRow:
-    id: int
-    kind: str  # account | phone | email
-    value: str
-    campaign: str | None  # None: every campaign
-    reason: str
-    created_at: datetime
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "value": self.value,
-            "campaign": self.campaign,
-            "reason": self.reason,
-            "created_at": self.created_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
 class ContactHistory:
     account: str
     contact_id: int
@@ -235,7 +216,7 @@ class ContactHistory:
             "attempts": [attempt.as_json() for attempt in self.attempts],
             "caps_applied": [usage.as_json() for usage in self.policies],
             "final_outcomes": [row.as_json() for row in self.final_outcomes],
-            "suppressions": [row.as_json() for row in self.suppressions],
+            "suppressions": [row.as_dict() for row in self.suppressions],
         }
 
 
