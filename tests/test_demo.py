@@ -25,7 +25,11 @@ def test_demo_runs_end_to_end(stack_env: dict[str, str], tmp_path: Path) -> None
         timeout=240,
         cwd=tmp_path,
     )
-    assert result.returncode == 0, (result.stdout, result.stderr)
+    # The whole of stderr on failure (a tuple's repr is cut short): the traceback says where.
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n--- stdout (end)\n{result.stdout[-2000:]}\n"
+        f"--- stderr\n{result.stderr}"
+    )
     out = result.stdout
     assert "per-pass results · completed" in out
     for name in ("morning voice", "retry no answers", "text not reached", "email the rest"):

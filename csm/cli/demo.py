@@ -163,7 +163,7 @@ async def amend_sms_pass(
         reason=AMEND_REASON,
     )
     try:
-        await amend(client, ref, amendment)
+        await amend(client, ref, amendment, patient=True)  # its own worker is there
     except Refused as err:
         return f"amendment refused by the workflow: {err.reason}"
     return f"amended pass {number} by update: filter is now {new_filter!r} ({AMEND_REASON})"

@@ -21,18 +21,26 @@ if TYPE_CHECKING:
     from csm.results import SubCampaignStatus
 
 
-async def amend(client: Client, ref: SubCampaignRef, amendment: Amendment) -> PlanView:
+async def amend(
+    client: Client, ref: SubCampaignRef, amendment: Amendment, *, patient: bool = False
+) -> PlanView:
     """Apply an amendment, all or nothing; the answer is the new plan.
 
     Raises Refused with the workflow's reason when it does not apply (a pass that has
-    started, a filter that does not check out, a sub-campaign that has ended).
+    started, a filter that does not check out, a sub-campaign that has ended), and
+    NoWorker when no worker answers within QUERY_TIMEOUT, unless `patient`: a caller
+    that runs its own worker (the demo) waits as long as Temporal does, however busy
+    that worker is.
     """
     from csm.results import QUERY_TIMEOUT
 
     handle = client.get_workflow_handle(ref.workflow_id)
     async with translated(client, ref, "amend"):
         return await handle.execute_update(
-            AMEND, amendment, result_type=PlanView, rpc_timeout=QUERY_TIMEOUT
+            AMEND,
+            amendment,
+            result_type=PlanView,
+            rpc_timeout=None if patient else QUERY_TIMEOUT,
         )
 
 
