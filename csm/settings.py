@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +69,43 @@ class Settings(BaseSettings):
     )
     simulator_evening_from_hour: int = Field(
         17, ge=0, le=24, description="local hour from which voice answers follow evening odds"
+    )
+    voice_provider: Literal["simulator", "twilio"] = Field(
+        "simulator", description="who places voice and dialer calls: the simulator or twilio"
+    )
+    sms_provider: Literal["simulator", "twilio"] = Field(
+        "simulator", description="who sends SMS: the simulator or twilio"
+    )
+    twilio_base_url: str = Field(
+        "http://127.0.0.1:8410",
+        description="Twilio's API (https://api.twilio.com) or a compatible one; "
+        "default: the local carrier of `csm dev up`",
+    )
+    twilio_account_sid: str = "ACcsmdev00000000000000000000000000"
+    twilio_auth_token: SecretStr = Field(
+        SecretStr("csm-dev-token"), description="signs the carrier's webhooks; keep it secret"
+    )
+    twilio_from: str = Field("+15005550006", description="caller id / sender number (E.164)")
+    twilio_calls_per_second: float = Field(
+        0.0, ge=0, description="the account's calls-per-second limit, across a worker; 0: none"
+    )
+    twilio_outcome_timeout_s: float = Field(
+        180.0, gt=0, description="after this long without a final status an attempt is looked up"
+    )
+    twilio_agent_address: str = Field(
+        "sip:{group}@agents.invalid",
+        description="where a live answer is bridged when its agent group has no address",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8411",
+        description="the base URL the carrier calls back (the webhook receiver, as the "
+        "internet reaches it: behind a reverse proxy, the proxy's https URL)",
+    )
+    webhooks_host: str = Field("127.0.0.1", description="address `csm webhooks` listens on")
+    webhooks_port: int = Field(8411, description="port of `csm webhooks`")
+    carrier_port: int = Field(8410, description="port of the local carrier (`csm dev up`)")
+    carrier_speed: float = Field(
+        0.0, ge=0, description="local carrier's ring/AMD/talk delays: 0 at once, 1 real-world"
     )
     email_connections: int = Field(10, description="SMTP connections reused per worker")
     max_concurrent_activities: int | None = Field(
