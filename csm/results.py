@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from csm.ledger import PassKey, count_pass
 from csm.lookups import Db, SubCampaignRef, campaign_timezone, reading
-from csm.plan import PLAN_QUERY, PassCounts, PlannedPass, PlanView
+from csm.plan import PLAN_QUERY, PassCounts, PassStatus, PlannedPass, PlanView
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
@@ -44,6 +44,7 @@ class PassResult:
     counts: PassCounts
     utilisation: float | None = None  # agents' busy share while the pass ran (agent passes)
     agent_group: str | None = None  # who takes its live answers: dialer and recovery passes
+    in_flight: int = 0  # attempts placed with a carrier whose final status has not come yet
 
     @property
     def contact_rate(self) -> float | None:
@@ -88,6 +89,7 @@ class PassResult:
             # `remaining` it adds up to `selected`) ...
             "skipped_contacts": self.counts.skipped,
             "remaining": self.remaining,
+            "in_flight": self.in_flight,
             "unknown": self.counts.unknown,
             "results": dict(sorted(self.counts.results.items())),
             # ... while a skip row is written per contact, device and try skipped, so a
@@ -190,6 +192,26 @@ async def ledger_counts(
         }
 
 
+async def in_flight_counts(db: Db, sub_campaign_id: int, day: date) -> dict[int, int]:
+    """Attempts placed with a carrier and not settled yet, per pass of (sub-campaign, day).
+
+    A real carrier answers later (csm.providers.twilio): until the final status comes
+    an attempt has no ledger row, only its placement (provider_attempts, keyed by the
+    attempt key `sub-campaign-YYYYMMDD-pass-contact-device-try`)."""
+    async with reading(db) as connection:
+        rows = await connection.fetch(
+            """
+            SELECT split_part(attempt_key, '-', 3)::int AS pass_number, count(*) AS n
+            FROM provider_attempts
+            WHERE sub_campaign_id = $1 AND state <> 'settled' AND attempt_key LIKE $2
+            GROUP BY 1
+            """,
+            sub_campaign_id,
+            f"{sub_campaign_id}-{day:%Y%m%d}-%",
+        )
+    return {row["pass_number"]: row["n"] for row in rows}
+
+
 def _counted(planned: PlannedPass) -> bool:
     """Passes whose counts live in the ledger: those that started (or ended after starting)."""
     return planned.status.started or planned.counts is not None
@@ -203,10 +225,13 @@ async def combine(db: Db, ref: SubCampaignRef, plan: PlanView) -> SubCampaignSta
     """The workflow's plan joined with live ledger counts for passes that started."""
     timezone = await campaign_timezone(db, ref.campaign_id)
     live: dict[int, PassCounts] = {}
+    in_flight: dict[int, int] = {}
     if plan.day is not None:
         live = await ledger_counts(
             db, ref.id, plan.day, (p.number for p in plan.passes if _counted(p))
         )
+        if any(p.status in (PassStatus.RUNNING, PassStatus.PAUSED) for p in plan.passes):
+            in_flight = await in_flight_counts(db, ref.id, plan.day)
     passes = []
     for p in plan.passes:
         group = p.definition.agent_group
@@ -225,6 +250,7 @@ async def combine(db: Db, ref: SubCampaignRef, plan: PlanView) -> SubCampaignSta
                 counts=_first(live.get(p.number), p.counts),
                 utilisation=utilisation,
                 agent_group=group,
+                in_flight=in_flight.get(p.number, 0),
             )
         )
     return SubCampaignStatus(

@@ -54,7 +54,7 @@ def _wide_status(status: SubCampaignStatus, title: str | None) -> Table:
         table.add_column(heading, justify="right", no_wrap=True)
     table.add_column("rates")
     for p in status.passes:
-        state = _state(p)
+        state = _state(p) + _in_flight(p)
         if p.note:
             state += f"\n[dim]{escape(p.note)}[/dim]"
         table.add_row(
@@ -75,7 +75,7 @@ def _narrow_status(status: SubCampaignStatus, title: str | None) -> Table:
     entries = []
     for p in status.passes:
         lines = [
-            f"[bold]{escape(p.name)}[/bold]{DOT}{p.channel}{DOT}{_state(p)}",
+            f"[bold]{escape(p.name)}[/bold]{DOT}{p.channel}{DOT}{_state(p)}{_in_flight(p)}",
             f"selected {p.counts.selected}{DOT}attempted {p.counts.attempted}{DOT}"
             f"skipped {p.counts.skipped}{DOT}remaining {p.remaining}",
         ]
@@ -90,6 +90,11 @@ def _narrow_status(status: SubCampaignStatus, title: str | None) -> Table:
 def _state(p: PassResult) -> str:
     flags = " (added)" if p.added else (" (amended)" if p.amended else "")
     return _coloured(p.status) + flags
+
+
+def _in_flight(p: PassResult) -> str:
+    """Attempts a carrier has not answered yet: they count once their final status comes."""
+    return f" ({p.in_flight} in flight)" if p.in_flight else ""
 
 
 def _rates(p: PassResult) -> list[str]:
