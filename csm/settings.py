@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from csm.states import CAMPAIGN_ATTRIBUTE, DAY_ATTRIBUTE, STATE_ATTRIBUTE, SUB_CAMPAIGN_ATTRIBUTE
@@ -77,9 +77,9 @@ class Settings(BaseSettings):
         "simulator", description="who sends SMS: the simulator or twilio"
     )
     twilio_base_url: str = Field(
-        "http://127.0.0.1:8410",
+        "",
         description="Twilio's API (https://api.twilio.com) or a compatible one; "
-        "default: the local carrier of `csm dev up`",
+        "unset: the local carrier of `csm dev up` (http://127.0.0.1:<carrier_port>)",
     )
     twilio_account_sid: str = "ACcsmdev00000000000000000000000000"
     twilio_auth_token: SecretStr = Field(
@@ -97,9 +97,10 @@ class Settings(BaseSettings):
         description="where a live answer is bridged when its agent group has no address",
     )
     public_url: str = Field(
-        "http://127.0.0.1:8411",
+        "",
         description="the base URL the carrier calls back (the webhook receiver, as the "
-        "internet reaches it: behind a reverse proxy, the proxy's https URL)",
+        "internet reaches it: behind a reverse proxy, the proxy's https URL); unset: "
+        "http://127.0.0.1:<webhooks_port>",
     )
     webhooks_host: str = Field("127.0.0.1", description="address `csm webhooks` listens on")
     webhooks_port: int = Field(8411, description="port of `csm webhooks`")
@@ -130,6 +131,16 @@ class Settings(BaseSettings):
     web_session_hours: float = Field(
         12.0, gt=0, description="how long a `csm web` sign-in lasts before it asks again"
     )
+
+    @model_validator(mode="after")
+    def _local_provider_urls(self) -> Settings:
+        """Unset, the carrier's API and the public URL are the embedded stack's own."""
+        if not self.twilio_base_url:
+            self.twilio_base_url = f"http://127.0.0.1:{self.carrier_port}"
+        if not self.public_url:
+            host = "127.0.0.1" if self.webhooks_host in ("0.0.0.0", "::") else self.webhooks_host
+            self.public_url = f"http://{host}:{self.webhooks_port}"
+        return self
 
     @property
     def temporal_port(self) -> int:
