@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import itertools
+import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,17 +55,16 @@ class Stub:
     list_queries: list[dict[str, str]] = field(default_factory=list)
     #: sid → the resource as GET answers it (tests set "status" etc.)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _sids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def new_resource(self, kind: str, to: str, key: str | None) -> dict[str, Any]:
-        sid = f"{'CA' if kind == 'Calls' else 'SM'}{next(self._sids):032x}"
+        sid = f"{'CA' if kind == 'Calls' else 'SM'}{uuid.uuid4().hex}"  # unique across stubs
         resource = {
             "sid": sid,
             "status": "queued",
             "to": to,
             "kind": kind,
             "key": key,
-            "date_created": "Tue, 31 Aug 2010 20:36:28 +0000",
+            "date_created": format_datetime(datetime.now(UTC)),  # RFC 2822, as Twilio
         }
         self.resources[sid] = resource
         return resource
