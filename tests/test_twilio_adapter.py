@@ -362,3 +362,25 @@ async def test_the_calls_per_second_bucket_spaces_placements() -> None:
     # a lower bound only (a sleep never ends early): 5 slots are 4 intervals apart
     assert time.monotonic() - started >= 4 / 20 - 0.01
     assert TokenBucket(0).interval == 0
+
+
+async def test_the_settings_pick_each_channels_provider(engine: AsyncEngine) -> None:
+    from csm.channels.simulator import SimulatedCarrier
+    from csm.providers.build import build_channels
+    from csm.settings import Settings
+
+    channels = build_channels(Settings(voice_provider="twilio", _env_file=None), engine)
+    try:
+        voice = channels.for_channel(Channel.VOICE)
+        assert isinstance(voice, TwilioVoice) and channels.for_channel(Channel.DIALER) is voice
+        assert isinstance(channels.for_channel(Channel.SMS), SimulatedCarrier)
+    finally:
+        await channels.close()
+    channels = build_channels(Settings(sms_provider="twilio", _env_file=None), engine)
+    try:
+        assert isinstance(channels.for_channel(Channel.SMS), TwilioSms)
+        assert isinstance(channels.for_channel(Channel.VOICE), SimulatedCarrier)
+    finally:
+        await channels.close()
+    with pytest.raises(ValueError, match="CSM_SMS_PROVIDER=twilio needs"):
+        build_channels(Settings(sms_provider="twilio", _env_file=None))
