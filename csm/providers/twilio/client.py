@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from csm.errors import CsmError
+from csm.providers.twilio.board import heartbeat
 from csm.providers.twilio.protocol import API_VERSION
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class TwilioClient:
         auth_token: str,
         *,
         max_connections: int = 100,
-        timeout: float = 15.0,
+        timeout: float = 5.0,  # under the pass activity's 10 s heartbeat timeout
     ) -> None:
         if not account_sid:
             raise ConfigurationError("CSM_TWILIO_ACCOUNT_SID is empty: set the account's SID")
@@ -297,6 +298,7 @@ class TwilioClient:
         if time.monotonic() + delay > deadline:
             return False
         await asyncio.sleep(delay)
+        heartbeat()  # retries may last minutes: the activity must still look alive
         return True
 
     def _refuse(self, response: httpx.Response, what: str, *, account_level: bool) -> None:
