@@ -23,39 +23,22 @@ from activities.passes import PassActivities
 from activities.planning import PlanningActivities
 from csm.agents import AgentDesk, SimulatedAgentDesk
 from csm.channels import Channels
-from csm.channels.email import SmtpEmail
-from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
 from csm.database import create_engine
 from csm.metrics import worker_runtime
+from csm.providers import build as providers
 from csm.settings import Settings, load_settings
 from csm.smtp import SmtpConfig
 from csm.temporal_client import connect
-from csm.vocabulary import Channel
 from workflows.health import StackCheckWorkflow
 from workflows.subcampaign import SubCampaignWorkflow
 
 WORKFLOWS = [StackCheckWorkflow, SubCampaignWorkflow]
 
 
-def build_channels(settings: Settings) -> Channels:
-    """Real SMTP for e-mail; the seeded simulator for voice, dialer and SMS."""
-    carrier = SimulatedCarrier(
-        SimulatorConfig(
-            seed=settings.simulator_seed,
-            latency_seconds=settings.simulator_latency_ms / 1000,
-            evening_from_hour=settings.simulator_evening_from_hour,
-            journal=settings.simulator_journal,
-        )
-    )
-    email = SmtpEmail(SmtpConfig.from_settings(settings), connections=settings.email_connections)
-    return Channels(
-        {
-            Channel.VOICE: carrier,
-            Channel.DIALER: carrier,
-            Channel.SMS: carrier,
-            Channel.EMAIL: email,
-        }
-    )
+def build_channels(settings: Settings, engine: AsyncEngine | None = None) -> Channels:
+    """E-mail over SMTP; voice, dialer and SMS through the simulator or Twilio, as the
+    settings say (csm.providers.build). A Twilio provider needs the engine."""
+    return providers.build_channels(settings, engine)
 
 
 def build_worker(
@@ -75,7 +58,7 @@ def build_worker(
     `desk` is the contact centre's agents: a real ACD link, or the simulated agents.
     """
     engine = engine or create_engine(settings.effective_database_url)
-    channels = channels or build_channels(settings)
+    channels = channels or build_channels(settings, engine)
     health = HealthActivities(engine, SmtpConfig.from_settings(settings))
     desk = desk or SimulatedAgentDesk(engine, seed=settings.simulator_seed)
     passes = PassActivities(engine, channels, checks=checks, desk=desk)
@@ -97,7 +80,8 @@ async def run_worker(settings: Settings) -> None:
     runtime = worker_runtime(settings.metrics_address)  # binds the address: once per process
     client = await connect(settings, runtime=runtime)
     engine = create_engine(settings.effective_database_url)
-    worker = build_worker(client, settings, engine=engine)
+    channels = build_channels(settings, engine)
+    worker = build_worker(client, settings, engine=engine, channels=channels)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -110,6 +94,7 @@ async def run_worker(settings: Settings) -> None:
     async with worker:
         await stop.wait()
         logging.info("shutting down: cancelling running activities")
+    await channels.close()  # a carrier's pooled connections and outcome board
     await engine.dispose()
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csm.database import driver_connection
@@ -298,3 +299,9 @@ async def agent_groups(engine: AsyncEngine) -> list[GroupState]:
         )
         for row in rows
     ]
+
+
+async def group_address(connection: asyncpg.Connection, group: str) -> str | None:
+    """Where a carrier bridges the group's live answers (a number or a SIP address), if
+    the group has one (agent_groups.address); the provider's default otherwise."""
+    return await connection.fetchval("SELECT address FROM agent_groups WHERE name = $1", group)

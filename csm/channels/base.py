@@ -30,12 +30,20 @@ class AttemptRequest:
     local_hour: int
     message: str | None = None
     subject: str | None = None
+    #: The pass's agent group: a live answer waits for csm's decision (a provider that
+    #: bridges calls, `BridgingProvider`, holds the call until `connect` tells it).
+    agent_group: str | None = None
+
+
+#: An outcome's detail saying the live answer was decided before (by an earlier run of
+#: the same attempt key): the pass must not give it to an agent again.
+DECIDED = "decided"
 
 
 @dataclass(frozen=True, slots=True)
 class AttemptOutcome:
     result: str  # a result code (csm.vocabulary)
-    detail: str = ""  # e.g. the SMTP reply code; never personal data
+    detail: str = ""  # e.g. the SMTP reply code, or DECIDED; never personal data
 
 
 class ChannelProvider(Protocol):
@@ -44,6 +52,20 @@ class ChannelProvider(Protocol):
     async def attempt(self, request: AttemptRequest) -> AttemptOutcome: ...
 
     async def close(self) -> None: ...
+
+
+class BridgingProvider(ChannelProvider, Protocol):
+    """A provider whose calls a live answer can be bridged on (a real carrier): the call
+    waits while the pass decides, then `connect` says where it goes."""
+
+    async def connect(self, request: AttemptRequest, address: str, result: str) -> None:
+        """Bridge the live answer of `request` to `address` ('' : not connected, the
+        message plays); `result` is what the pass records for it."""
+        ...
+
+    def agent_address(self, group: str, stored: str | None) -> str:
+        """Where the group's calls are bridged: its stored address, else the default."""
+        ...
 
 
 @dataclass

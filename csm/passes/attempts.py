@@ -14,10 +14,11 @@ from datetime import date, datetime, timedelta
 import asyncpg
 from temporalio import activity
 
-from csm.agents import CallRef
+from csm.agents import CallRef, group_address
 from csm.channels import AttemptOutcome, AttemptRequest, ChannelProvider
+from csm.channels.base import DECIDED, BridgingProvider
 from csm.compliance.gate import BatchGate
-from csm.dialer import LIVE, DialerLines, LiveAnswers, abandon_history
+from csm.dialer import CONNECTED, LIVE, DialerLines, LiveAnswers, abandon_history
 from csm.ledger import AttemptRow, PassKey
 from csm.passes.clock import Pacer
 from csm.passes.contact import Contact, Device, new_record
@@ -32,10 +33,14 @@ PROVIDER_OUTAGE_LIMIT = timedelta(minutes=10)
 
 @dataclass(frozen=True, slots=True)
 class Calls:
-    """A pass whose live answers go to agents: what answers become, and its dialer lines."""
+    """A pass whose live answers go to agents: what answers become, and its dialer lines.
+    With a provider that bridges calls (a real carrier) the call waits for the decision:
+    `bridge` is told it, with the agent group's `address`."""
 
     live: LiveAnswers
     lines: DialerLines | None  # dialer passes only
+    bridge: BridgingProvider | None = None
+    address: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,7 @@ class BatchContext:
     window: Window | None
     template: string.Template | None
     subject: string.Template | None
+    agent_group: str | None  # a live answer waits for csm's decision (AttemptRequest)
     gate: BatchGate | None  # None: compliance checks off (benchmarks only)
     stopping: asyncio.Event  # set on pause or stop: no new contact is started
     opted_out: list[int] = field(default_factory=list)  # device ids that replied STOP
@@ -101,6 +107,7 @@ class BatchContext:
             window=definition.window,
             template=string.Template(definition.template) if definition.template else None,
             subject=string.Template(definition.subject) if definition.subject else None,
+            agent_group=definition.agent_group,
         )
 
     def row(
@@ -145,6 +152,7 @@ class BatchContext:
             local_hour=local_hour,
             message=message,
             subject=subject,
+            agent_group=self.agent_group,
         )
 
 
@@ -251,7 +259,7 @@ async def call(run: PassRun, context: BatchContext, request: AttemptRequest, *, 
         except ConnectionError:
             outcome = await send_after_outage(context.provider, request)
         result = outcome.result
-        if result == LIVE:
+        if result == LIVE and outcome.detail != DECIDED:  # DECIDED: by an earlier run
             params = run.params
             ref = CallRef(
                 key=request.attempt_key,
@@ -261,6 +269,9 @@ async def call(run: PassRun, context: BatchContext, request: AttemptRequest, *, 
                 contact_id=request.contact_id,
             )
             result = await calls.live.answered(ref)
+            if calls.bridge is not None:  # the call waits at the carrier for the decision
+                address = calls.address if result == CONNECTED else ""
+                await calls.bridge.connect(request, address, result)
     finally:
         if lines is not None:
             lines.release(result)
@@ -274,6 +285,12 @@ async def calls_for(run: PassRun, connection: asyncpg.Connection) -> Calls | Non
     if group is None:
         return None
     hold_queue = run.tools.hold_queue
+    provider = run.tools.channels.for_channel(definition.channel)
+    bridge: BridgingProvider | None = None
+    address = ""
+    if hasattr(provider, "connect"):
+        bridge = provider  # type: ignore[assignment]
+        address = bridge.agent_address(group, await group_address(connection, group))
     live = LiveAnswers(
         queue=hold_queue,
         group=group,
@@ -282,7 +299,7 @@ async def calls_for(run: PassRun, connection: asyncpg.Connection) -> Calls | Non
         heartbeat=activity.heartbeat,
     )
     if definition.channel is not Channel.DIALER:
-        return Calls(live, None)
+        return Calls(live, None, bridge, address)
     answered, abandoned = await abandon_history(connection, run.params.campaign_id)
     lines = DialerLines(
         desk=hold_queue.desk,
@@ -294,7 +311,7 @@ async def calls_for(run: PassRun, connection: asyncpg.Connection) -> Calls | Non
         heartbeat=activity.heartbeat,
         note=note,
     )
-    return Calls(live, lines)
+    return Calls(live, lines, bridge, address)
 
 
 async def send_after_outage(provider: ChannelProvider, request: AttemptRequest) -> AttemptOutcome:

@@ -16,11 +16,18 @@ from csm.vocabulary import UNKNOWN
 async def settle(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> None:
     """Close the batch a crash left in flight. A provider that answers a repeated attempt
     key from its record (no second call) lets the sweep simply work the batch again;
-    otherwise its contacts without a row are recorded `unknown`, never resent. Passes with
-    agents always settle `unknown`: a repeated live answer would take a second agent."""
+    otherwise its contacts without a row are recorded `unknown`, never resent.
+
+    A pass with agents is worked again only when the provider also keeps the live
+    answer's decision (a `BridgingProvider`, the Twilio adapter): a key decided before
+    comes back DECIDED with its recorded result, so no second agent is taken, and a live
+    answer still waiting for a decision (the worker died before `connect`) is decided
+    once, by this run. With any other provider a repeated live answer would take a
+    second agent for a call that is over: those passes settle `unknown`."""
     params, checks = run.params, run.tools.checks
     provider = run.tools.channels.for_channel(params.definition.channel)
-    if getattr(provider, "idempotent", False) and not params.definition.agents:
+    agents = params.definition.agent_group is not None  # a dialer pass always has some
+    if getattr(provider, "idempotent", False) and (not agents or hasattr(provider, "connect")):
         if await rewind_inflight(connection, key):
             activity.logger.info(
                 "pass %s try %s: the batch in flight at a crash is worked again; the"

@@ -1,0 +1,64 @@
+"""The worker's channel providers, as the settings pick them.
+
+E-mail always goes over SMTP. Voice and dialer calls (CSM_VOICE_PROVIDER) and SMS
+(CSM_SMS_PROVIDER) go to the seeded simulator or to Twilio (or a compatible carrier, such
+as the dev stack's local one). One Twilio voice provider serves both call channels, so
+its calls-per-second bucket and outcome board are shared by every pass of the worker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from csm.channels import ChannelProvider, Channels
+from csm.channels.email import SmtpEmail
+from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
+from csm.settings import Settings
+from csm.smtp import SmtpConfig
+from csm.vocabulary import Channel
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def build_channels(settings: Settings, engine: AsyncEngine | None = None) -> Channels:
+    """Every channel's provider. `engine` is needed when a Twilio provider is picked (its
+    attempts live in provider_attempts)."""
+    simulator: SimulatedCarrier | None = None
+
+    def simulated() -> SimulatedCarrier:
+        nonlocal simulator
+        if simulator is None:
+            simulator = SimulatedCarrier(
+                SimulatorConfig(
+                    seed=settings.simulator_seed,
+                    latency_seconds=settings.simulator_latency_ms / 1000,
+                    evening_from_hour=settings.simulator_evening_from_hour,
+                    journal=settings.simulator_journal,
+                )
+            )
+        return simulator
+
+    def twilio_engine(setting: str) -> AsyncEngine:
+        if engine is None:
+            raise ValueError(f"{setting}=twilio needs the worker's database engine: pass engine=")
+        return engine
+
+    voice: ChannelProvider
+    sms: ChannelProvider
+    if settings.voice_provider == "twilio":
+        from csm.providers.twilio.adapter import voice_from
+
+        voice = voice_from(settings, twilio_engine("CSM_VOICE_PROVIDER"))
+    else:
+        voice = simulated()
+    if settings.sms_provider == "twilio":
+        from csm.providers.twilio.adapter import sms_from
+
+        sms = sms_from(settings, twilio_engine("CSM_SMS_PROVIDER"))
+    else:
+        sms = simulated()
+    email = SmtpEmail(SmtpConfig.from_settings(settings), connections=settings.email_connections)
+    return Channels(
+        {Channel.VOICE: voice, Channel.DIALER: voice, Channel.SMS: sms, Channel.EMAIL: email}
+    )
