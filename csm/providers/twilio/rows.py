@@ -118,8 +118,13 @@ async def settle(
 ) -> str:
     """Record the attempt's result (once: a settled row keeps its first result, which is
     returned). What a lookup learned (sid, a status of higher rank) is kept too. The voice
-    message is dropped: nothing will speak it any more."""
-    return await connection.fetchval(
+    message is dropped: nothing will speak it any more.
+
+    Two waiters of one key may settle it at once: the second's UPDATE waits for the
+    first's row lock and then matches nothing, while its statement's snapshot still
+    shows the row unsettled, so the kept result is read again in a statement of its own.
+    """
+    kept = await connection.fetchval(
         """
         WITH done AS (
           UPDATE provider_attempts
@@ -141,6 +146,11 @@ async def settle(
         answered_by,
         error_code,
     )
+    if kept is None:
+        kept = await connection.fetchval(
+            "SELECT result FROM provider_attempts WHERE attempt_key = $1", key
+        )
+    return kept
 
 
 async def connect(connection: asyncpg.Connection, key: str, address: str, result: str) -> None:
