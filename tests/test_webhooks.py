@@ -221,6 +221,15 @@ async def test_a_body_over_64_kib_is_refused_with_413(
     form = call_status(fresh_sid("CA"), "ringing", Padding="x" * (64 * 1024))
     response = await post(http, VOICE_STATUS_PATH, form, key=key)
     assert response.status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+        yield b"CallSid=CA1&CallStatus=ringing&Padding="
+        for _ in range(65):
+            yield b"x" * 1024
+
+    streamed = await http.post(f"{VOICE_STATUS_PATH}?key={key}", content=chunks(), headers=FORM)
+    assert "content-length" not in streamed.request.headers
+    assert streamed.status_code == 413
     assert await attempt_row(engine, key) == UNTOUCHED
 
 
