@@ -26,6 +26,7 @@ from csm.cli.subcampaigns import (
 )
 from csm.cli.suppress import suppress_app
 from csm.cli.web import web_command
+from csm.cli.webhooks import webhooks_command
 from csm.exit import run_and_exit
 
 # Every module imported above is light (typer, rich, the standard library): what a
@@ -61,6 +62,7 @@ app.command("resume")(resume_command)
 app.command("stop")(stop_command)
 app.command("status")(status_command)
 app.command("web")(web_command)
+app.command("webhooks")(webhooks_command)
 app.command("results")(results_command)
 
 console = Console()

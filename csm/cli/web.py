@@ -21,12 +21,15 @@ def web_command(
     Sign in with the token in CSM_WEB_TOKEN (without one, a random token is made for
     this run and printed). The API takes the same token as `Authorization: Bearer`.
     Binds to 127.0.0.1 unless told otherwise: put it behind TLS to open it up.
+    It also serves the carrier's webhooks at /twilio/... (as `csm webhooks` does),
+    authenticated by their signature rather than the sign-in.
     """
     import uvicorn
 
     from csm.cli.subcampaigns import with_temporal
     from csm.settings import Settings
     from csm.web.app import create_app
+    from csm.webhooks import mount
 
     async def serve(client, engine, settings: Settings) -> None:
         token = settings.web_token.get_secret_value() if settings.web_token else None
@@ -40,6 +43,7 @@ def web_command(
             temporal_ui_url=settings.temporal_ui_url,
             namespace=settings.temporal_namespace,
             session_hours=settings.web_session_hours,
+            webhooks=mount(settings, engine),
         )
         bind_host, bind_port = host or settings.web_host, port or settings.web_port
         print(f"csm web on http://{bind_host}:{bind_port}/  (Ctrl-C stops it)", flush=True)

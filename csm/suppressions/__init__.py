@@ -7,7 +7,7 @@ one campaign or, with no campaign, in every campaign (docs/suppression.md).
 - `targets`: the target value object (kind, value), normalised once, and reasons;
 - `store`: the table — add, lift, list;
 - `importer`: a CSV file, parsed whole before one transaction writes it;
-- `inbound`: STOP replies (`receive_sms`, what an SMS provider's webhook calls);
+- `inbound`: STOP replies (`record_sms`, what the webhook receiver and `receive_sms` call);
 - `errors`: `SuppressionError`, the one error of this package, with one-line
   messages (an import's lists its bad rows, naming line and column, never a value).
 
@@ -23,7 +23,7 @@ from csm.suppressions.errors import (
     SuppressionImportError,
 )
 from csm.suppressions.importer import ImportReport, import_suppressions
-from csm.suppressions.inbound import OPT_OUT_KEYWORDS, is_opt_out, receive_sms
+from csm.suppressions.inbound import OPT_OUT_KEYWORDS, Received, is_opt_out, receive_sms, record_sms
 from csm.suppressions.store import (
     Added,
     SuppressionPage,
@@ -54,6 +54,7 @@ __all__ = [
     "Added",
     "ImportProblem",
     "ImportReport",
+    "Received",
     "SuppressionError",
     "SuppressionImportError",
     "SuppressionKind",
@@ -67,6 +68,7 @@ __all__ = [
     "list_suppressions",
     "normalise_target",
     "receive_sms",
+    "record_sms",
     "remove_suppression",
     "remove_target",
 ]

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from temporalio.client import Client
 
@@ -50,16 +50,19 @@ def create_app(
     temporal_ui_url: str,
     namespace: str,
     session_hours: float,
+    webhooks: BaseRoute | None = None,
 ) -> Starlette:
     """The app, bound to a Temporal client, the database and the access token.
 
     A sign-in lasts `session_hours` (CSM_WEB_SESSION_HOURS): the cookie expires then in
     the browser, and the server refuses it after that even if a browser keeps sending it.
+    `webhooks` is the carrier's webhook receiver (csm.webhooks.mount, at /twilio): its
+    routes ask for no sign-in, the carrier's signature is their authentication.
     """
     session_seconds = session_hours * 3600
     backend = SessionBackend(token, session_seconds)
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, webhooks] if webhooks is not None else ROUTES,
         middleware=[Middleware(AuthenticationMiddleware, backend=backend)],
         exception_handlers={401: refuse, CsmError: not_found},
     )
