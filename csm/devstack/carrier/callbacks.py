@@ -41,6 +41,7 @@ class CallbackSender:
         *,
         retries: int = 3,
         backoff: float = 0.2,
+        concurrency: int = 64,
     ):
         self.auth_token = auth_token
         self.client = client
@@ -48,6 +49,9 @@ class CallbackSender:
         self.retries = retries
         self.backoff = backoff
         self.counts = CallbackCounts()
+        # at most the pool's size in flight: with thousands of requests queued inside it,
+        # httpx's pool spends its time scanning the queue (quadratic), not sending
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def status(self, url: str, params: dict[str, str]) -> None:
         """A status callback, subject to the lose/repeat faults."""
@@ -65,7 +69,8 @@ class CallbackSender:
         body = urlencode(params)
         for attempt in range(self.retries + 1):
             try:
-                response = await self.client.post(url, content=body, headers=headers)
+                async with self._slots:
+                    response = await self.client.post(url, content=body, headers=headers)
             except httpx.TransportError:
                 response = None
             if response is not None and response.status_code < 500:

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 E164 = re.compile(r"\+[1-9]\d{1,14}")
 AMD_MODES = frozenset({"Enable", "DetectMessageEnd"})
+#: Connections to the receivers the callbacks may hold at once.
+CALLBACK_CONNECTIONS = 16
 
 Form = dict[str, list[str]]
 
@@ -111,7 +113,10 @@ class Carrier:
             playout.finish(placement, plan)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(30.0, connect=5.0),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            limits=httpx.Limits(
+                max_connections=CALLBACK_CONNECTIONS,
+                max_keepalive_connections=CALLBACK_CONNECTIONS,
+            ),
         )
         self._sender = CallbackSender(
             self.config.auth_token,
@@ -119,6 +124,7 @@ class Carrier:
             self.faults,
             retries=self.config.callback_retries,
             backoff=self.config.callback_backoff,
+            concurrency=CALLBACK_CONNECTIONS // 2,
         )
         self._playout = playout.Playout(
             account_sid=self.config.account_sid,
