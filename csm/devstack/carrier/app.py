@@ -12,12 +12,13 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -40,7 +41,8 @@ MAX_FORM_BYTES = 64 * 1024
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
-Handler = Callable[[Request], "Response"]
+Handler = Callable[[Request], Awaitable[Response]]
+Shape = Callable[[Placement, str], dict[str, object]]
 
 
 def create_app(config: CarrierConfig) -> Starlette:
@@ -84,7 +86,7 @@ def create_app(config: CarrierConfig) -> Starlette:
             return _error(err)
         return JSONResponse(message_json(placement, config.account_sid), status_code=201)
 
-    def fetch(kind: str, shape: Callable[[Placement, str], dict[str, object]]) -> Handler:
+    def fetch(kind: str, shape: Shape) -> Handler:
         async def one(request: Request) -> Response:
             try:
                 account_of(request)
@@ -97,7 +99,7 @@ def create_app(config: CarrierConfig) -> Starlette:
 
         return one
 
-    def listing(kind: str, plural: str, date_field: str, shape) -> Handler:
+    def listing(kind: str, plural: str, date_field: str, shape: Shape) -> Handler:
         async def many(request: Request) -> Response:
             try:
                 account_of(request)
@@ -235,7 +237,7 @@ def _listed(carrier: Carrier, kind: str, date_field: str, request: Request) -> l
     return found
 
 
-def _day(query, name: str) -> date | None:
+def _day(query: QueryParams, name: str) -> date | None:
     text = query.get(name)
     if not text:
         return None
