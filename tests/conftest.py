@@ -114,6 +114,10 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "CSM_EMBEDDED_POSTGRES_PORT": str(free_port()),
         "CSM_SMTP_HOST": "127.0.0.1",
         "CSM_SMTP_PORT": str(free_port()),
+        "CSM_CARRIER_PORT": str(carrier_port := free_port()),
+        "CSM_TWILIO_BASE_URL": f"http://127.0.0.1:{carrier_port}",
+        "CSM_WEBHOOKS_PORT": str(webhooks_port := free_port()),
+        "CSM_PUBLIC_URL": f"http://127.0.0.1:{webhooks_port}",
     }
     yield env
     subprocess.run(

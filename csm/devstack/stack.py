@@ -2,7 +2,9 @@
 
 Each service is one process recorded in `<state>/run/<name>.pid`; `down` stops
 exactly those. Order: PostgreSQL (unless DATABASE_URL is set) and its
-migrations, the Temporal dev server, the SMTP sink.
+migrations, then the local Twilio-compatible carrier and the webhook receiver
+(started first, waited for last: they come up while Temporal does), the Temporal
+dev server, the SMTP sink.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class ServiceStatus:
 
 
 class DevStack:
-    """The three local services of one state directory."""
+    """The local services of one state directory."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -47,6 +49,9 @@ class DevStack:
         )
         self.temporal = ProcessFile("temporal", self.run_dir)
         self.smtp = ProcessFile("smtp", self.run_dir)
+        self.carrier = ProcessFile("carrier", self.run_dir)
+        self.webhooks = ProcessFile("webhooks", self.run_dir)
+        self.carrier_journal = self.state_dir / "carrier.journal"
 
     @property
     def temporal_host(self) -> str:
@@ -60,8 +65,11 @@ class DevStack:
         else:
             report("database: DATABASE_URL is set, using it")
         await self._migrate(report)
+        waits = [self.start_carrier(report), self.start_webhooks(report)]
         self._up_temporal(report)
         self._up_smtp(report)
+        for wait in waits:
+            wait()
         return self.status()
 
     async def _up_postgres(self, report: Callable[[str], None]) -> None:
@@ -141,9 +149,61 @@ class DevStack:
         wait_for_port(host, port, timeout=20, alive=self.smtp)
         report(f"smtp: sink on {host}:{port}, messages in {self.mail_dir}")
 
+    def start_carrier(self, report: Callable[[str], None]) -> Callable[[], None]:
+        """Spawn the local carrier (csm.devstack.carrier); returns the wait for its port."""
+        port = self.settings.carrier_port
+        argv = [
+            sys.executable,
+            "-m",
+            "csm.devstack.carrier",
+            "--port",
+            str(port),
+            "--journal",
+            str(self.carrier_journal),
+        ]
+        return self._start(
+            self.carrier, argv, "127.0.0.1", port, "the local carrier", "CSM_CARRIER_PORT", report
+        )
+
+    def start_webhooks(self, report: Callable[[str], None]) -> Callable[[], None]:
+        """Spawn the webhook receiver (`csm webhooks`); returns the wait for its port."""
+        host, port = self.settings.webhooks_host, self.settings.webhooks_port
+        argv = [sys.executable, "-m", "csm.cli", "webhooks"]
+        return self._start(
+            self.webhooks, argv, host, port, "the webhook receiver", "CSM_WEBHOOKS_PORT", report
+        )
+
+    def _start(
+        self,
+        process: ProcessFile,
+        argv: list[str],
+        host: str,
+        port: int,
+        what: str,
+        setting: str,
+        report: Callable[[str], None],
+    ) -> Callable[[], None]:
+        """Spawn a service unless it runs; the returned call waits until it answers."""
+        if process.pid() is not None:
+            report(f"{process.name}: already running (pid {process.pid()})")
+            return lambda: None
+        if port_open(host, port):
+            raise StackError(
+                f"port {port} for {what} is taken by another process; stop it or set {setting}"
+            )
+        process.spawn(argv)
+
+        def wait() -> None:
+            wait_for_port(host, port, timeout=30, alive=process)
+            report(f"{process.name}: {what} on {host}:{port}")
+
+        return wait
+
     # ---- down -----------------------------------------------------------
     def down(self, report: Callable[[str], None] = print) -> None:
         for name, stop in (
+            ("webhooks", self.webhooks.stop),
+            ("carrier", self.carrier.stop),
             ("smtp", self.smtp.stop),
             ("temporal", self.temporal.stop),
             ("postgres", self.postgres.stop),
@@ -163,6 +223,20 @@ class DevStack:
             ),
             self._status_of(
                 "smtp", self.smtp, s.smtp_host, s.smtp_port, f"mail in {self.mail_dir}"
+            ),
+            self._status_of(
+                "carrier",
+                self.carrier,
+                "127.0.0.1",
+                s.carrier_port,
+                f"Twilio-compatible, journal {self.carrier_journal}",
+            ),
+            self._status_of(
+                "webhooks",
+                self.webhooks,
+                s.webhooks_host,
+                s.webhooks_port,
+                f"receiver of {s.public_url}",
             ),
         ]
         if s.uses_embedded_postgres:
