@@ -1,0 +1,153 @@
+"""A sub-campaign end to end through the Twilio adapter, the local carrier and the webhook
+receiver: an AVM voice pass, a retry of the no-answers, and texts to the unreached (issue 15).
+
+The worker's adapter posts to the carrier over HTTP; the carrier plays each call and
+message out and calls the receiver back, signed; the receiver stores the statuses and the
+waiting attempts settle. Nothing here is the simulator in-process: the ledger is checked
+against what the carrier's own world drew for each attempt key, and the carrier's record
+of placements shows every attempt placed exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from csm.compliance.store import set_policy
+from csm.control import start_sub_campaign
+from csm.devstack.carrier.carrier import CarrierConfig
+from csm.settings import Settings
+from csm.testing.carrier import LocalCarrier, local_carrier, serve_asgi
+from csm.testing.servers import free_port
+from csm.vocabulary import Channel
+from csm.webhooks.app import create_app
+from tests.helpers import campaign_with_list
+from worker import build_worker
+
+STRATEGY = """
+timezone = "America/Chicago"
+[response_groups.reached]
+codes = ["delivered_person", "success"]
+
+[[passes]]
+name = "reminder call"
+channel = "voice"
+template = "Hello $first_name, this is a payment reminder."
+[passes.pacing]
+concurrency = 20
+
+[[passes]]
+name = "retry no answers"
+channel = "voice"
+source = "previous"
+filter = "last_result in ('no_answer', 'busy')"
+template = "Hello again $first_name."
+after = "1s"
+[passes.pacing]
+concurrency = 20
+
+[[passes]]
+name = "text the unreached"
+channel = "sms"
+filter = "not ever('reached')"
+template = "Your balance is ${balance}."
+[passes.pacing]
+concurrency = 20
+"""
+ANY_HOURS = '[hours]\nvoice = "any"\nsms = "any"\nemail = "any"\n'
+
+
+@dataclass
+class Carrier:
+    """The local carrier and the receiver, with settings that send the worker to them."""
+
+    local: LocalCarrier
+    settings: Settings
+
+
+@asynccontextmanager
+async def through_the_carrier(
+    settings: Settings, engine: AsyncEngine, **faults: object
+) -> AsyncIterator[Carrier]:
+    receiver_port = free_port()
+    public_url = f"http://127.0.0.1:{receiver_port}"
+    token = settings.twilio_auth_token.get_secret_value()
+    config = CarrierConfig(
+        account_sid=settings.twilio_account_sid, auth_token=token, public_url=public_url
+    )
+    for name, value in faults.items():
+        setattr(config.faults, name, value)
+    async with local_carrier(config) as local:
+        routed = settings.model_copy(
+            update={
+                "voice_provider": "twilio",
+                "sms_provider": "twilio",
+                "twilio_base_url": local.url,
+                "public_url": public_url,
+            }
+        )
+        async with serve_asgi(create_app(routed, engine), receiver_port):
+            yield Carrier(local, routed)
+
+
+async def ledger(engine: AsyncEngine, sub_campaign_id: int) -> list[tuple]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT day, pass_number, contact_id, device_id, try_number, channel, result"
+                " FROM attempts WHERE sub_campaign_id = :s AND device_id <> 0"
+            ),
+            {"s": sub_campaign_id},
+        )
+        return [tuple(row) for row in rows]
+
+
+async def test_three_passes_through_the_carrier_settle_exactly(
+    client: Client, engine: AsyncEngine, settings: Settings
+) -> None:
+    campaign, list_name = await campaign_with_list(engine, STRATEGY, contacts=120)
+    await set_policy(engine, ANY_HOURS, campaign=campaign)
+    queue = f"provider-e2e-{uuid.uuid4().hex[:8]}"
+    async with through_the_carrier(settings, engine) as carrier:
+        async with build_worker(client, carrier.settings, engine=engine, task_queue=queue):
+            launched = await start_sub_campaign(
+                client, engine, campaign=campaign, list_name=list_name, task_queue=queue
+            )
+            summary = await asyncio.wait_for(launched.handle.result(), 180)
+        record = carrier.local.carrier.record
+        world = carrier.local.carrier.world
+    assert summary.state == "completed"
+    sub = launched.sub_campaign.id
+    rows = await ledger(engine, sub)
+    assert {row[5] for row in rows} == {"voice", "sms"}
+    assert {row[1] for row in rows} == {1, 2, 3}
+    results = [row[6] for row in rows]
+    assert "unknown" not in results
+    for day, pass_number, contact, device, try_number, channel, result in rows:
+        key = f"{sub}-{day:%Y%m%d}-{pass_number}-{contact}-{device}-{try_number}"
+        drawn = world.result(key, Channel(channel))
+        assert result == drawn, (key, result, drawn)
+        if result == "opted_out":  # the carrier refused the POST: nothing placed
+            assert (record.placements[key], record.refused[key]) == (0, 1), key
+        else:
+            assert record.placements[key] == 1, key
+    # every placement the carrier took is one ledger row: nothing placed that csm lost
+    ours = {key for key in record.placements if key.startswith(f"{sub}-")}
+    assert len(ours) == sum(1 for r in results if r != "opted_out")
+    async with engine.connect() as connection:
+        unsettled = await connection.scalar(
+            text(
+                "SELECT count(*) FROM provider_attempts"
+                " WHERE sub_campaign_id = :s AND state <> 'settled'"
+            ),
+            {"s": sub},
+        )
+    assert unsettled == 0
+    assert {"delivered_machine", "no_answer", "success"} <= set(results)
