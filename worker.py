@@ -87,7 +87,11 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     logging.info(
-        "csm worker on task queue %r at %s", settings.task_queue, settings.temporal_address
+        "csm worker on task queue %r at %s; voice and dialer via %s, SMS via %s",
+        settings.task_queue,
+        settings.temporal_address,
+        providers.chosen(settings, settings.voice_provider),
+        providers.chosen(settings, settings.sms_provider),
     )
     if runtime is not None:
         logging.info("metrics on http://%s/metrics", settings.metrics_address)

@@ -70,11 +70,13 @@ class Settings(BaseSettings):
     simulator_evening_from_hour: int = Field(
         17, ge=0, le=24, description="local hour from which voice answers follow evening odds"
     )
-    voice_provider: Literal["simulator", "twilio"] = Field(
-        "simulator", description="who places voice and dialer calls: the simulator or twilio"
+    voice_provider: Literal["auto", "simulator", "twilio"] = Field(
+        "auto",
+        description="who places voice and dialer calls: simulator, twilio, or auto (twilio "
+        "while `csm dev up`'s local carrier runs, else the simulator)",
     )
-    sms_provider: Literal["simulator", "twilio"] = Field(
-        "simulator", description="who sends SMS: the simulator or twilio"
+    sms_provider: Literal["auto", "simulator", "twilio"] = Field(
+        "auto", description="who sends SMS: simulator, twilio, or auto (as voice_provider)"
     )
     twilio_base_url: str = Field(
         "",

@@ -245,8 +245,9 @@ async def run_demo(
     def step(text: str) -> None:
         console.print(f"[bold cyan]›[/bold cyan] {text}")
 
-    step("embedded stack: Temporal, PostgreSQL, SMTP sink")
+    step("embedded stack: Temporal, PostgreSQL, SMTP sink, local carrier, webhook receiver")
     mail_dir = await start_stack(settings, lambda line: console.print(f"  [dim]{line}[/dim]"))
+    step(providers_line(settings))
     client = await connect(settings)
     names = demo_names()
     async with engine_for(settings.effective_database_url) as engine:
@@ -285,6 +286,18 @@ async def run_demo(
     )
     print_summary(result, settings, console)
     return result
+
+
+def providers_line(settings: Settings) -> str:
+    """Where the demo's calls and texts go: the Twilio adapter to the local carrier, unless
+    the settings pick the simulator."""
+    from csm.providers.build import chosen
+
+    voice = chosen(settings, settings.voice_provider)
+    sms = chosen(settings, settings.sms_provider)
+    if voice == sms == "twilio":
+        return f"voice and SMS: the Twilio adapter to the carrier at {settings.twilio_base_url}"
+    return f"voice: {voice}, SMS: {sms}"
 
 
 def print_summary(result: DemoResult, settings: Settings, console: Console) -> None:

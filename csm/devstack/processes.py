@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 
+from csm import pidfiles
 from csm.errors import StackError
 
 
@@ -70,27 +71,11 @@ class ProcessFile:
 
     def recorded(self) -> tuple[int, float] | None:
         """The pid and start time written by `record`, whether or not it still runs."""
-        try:
-            pid_text, created_text = self.pid_file.read_text().split()
-            return int(pid_text), float(created_text)
-        except (FileNotFoundError, ValueError):
-            return None
+        return pidfiles.recorded(self.pid_file)
 
     def pid(self) -> int | None:
         """The recorded pid if that very process still runs (not a zombie, not a reused pid)."""
-        recorded = self.recorded()
-        if recorded is None:
-            return None
-        pid, created = recorded
-        try:
-            process = psutil.Process(pid)
-            if abs(process.create_time() - created) > 1.0:
-                return None
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return None
-        except psutil.Error:
-            return None
-        return pid
+        return pidfiles.running_pid(self.pid_file)
 
     def record(self, pid: int) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -8,17 +8,33 @@ its calls-per-second bucket and outcome board are shared by every pass of the wo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from csm.channels import ChannelProvider, Channels
 from csm.channels.email import SmtpEmail
 from csm.channels.simulator import SimulatedCarrier, SimulatorConfig
+from csm.pidfiles import running_pid
 from csm.settings import Settings
 from csm.smtp import SmtpConfig
 from csm.vocabulary import Channel
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def chosen(settings: Settings, provider: str) -> str:
+    """The provider a setting picks. `auto` is twilio while the local carrier of this state
+    directory runs (`csm dev up` started it), so the demo and a developer's worker take the
+    real adapter's path; otherwise the in-process simulator."""
+    if provider != "auto":
+        return provider
+    return "twilio" if local_carrier_running(settings.state_dir) else "simulator"
+
+
+def local_carrier_running(state_dir: Path) -> bool:
+    """Does the carrier `csm dev up` recorded in `<state>/run/carrier.pid` still run?"""
+    return running_pid(state_dir / "run" / "carrier.pid") is not None
 
 
 def build_channels(settings: Settings, engine: AsyncEngine | None = None) -> Channels:
@@ -46,13 +62,13 @@ def build_channels(settings: Settings, engine: AsyncEngine | None = None) -> Cha
 
     voice: ChannelProvider
     sms: ChannelProvider
-    if settings.voice_provider == "twilio":
+    if chosen(settings, settings.voice_provider) == "twilio":
         from csm.providers.twilio.adapter import voice_from
 
         voice = voice_from(settings, twilio_engine("CSM_VOICE_PROVIDER"))
     else:
         voice = simulated()
-    if settings.sms_provider == "twilio":
+    if chosen(settings, settings.sms_provider) == "twilio":
         from csm.providers.twilio.adapter import sms_from
 
         sms = sms_from(settings, twilio_engine("CSM_SMS_PROVIDER"))
