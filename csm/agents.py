@@ -21,6 +21,7 @@ import hashlib
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ class _Group:
 
 #: How long a group's times are reused before they are read again (`csm agents set`).
 GROUP_TTL = 30.0
+#: A group's bridge address: a number in E.164 or a SIP URI (user@host, optional params).
+AGENT_ADDRESS = re.compile(r"\+[1-9]\d{6,14}|sips?:[^\s@<>\"]+@[^\s@<>\"]+")
 
 
 class SimulatedAgentDesk:
@@ -219,6 +222,7 @@ class GroupState:
     wrap_up: int
     talk_seconds: float
     wrap_seconds: float
+    address: str | None = None  # where a carrier bridges its live answers (number or SIP)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -229,6 +233,7 @@ class GroupState:
             "wrap_up": self.wrap_up,
             "talk_seconds": self.talk_seconds,
             "wrap_seconds": self.wrap_seconds,
+            "address": self.address,
         }
 
 
@@ -239,9 +244,12 @@ async def set_agents(
     *,
     talk_seconds: float | None = None,
     wrap_seconds: float | None = None,
+    address: str | None = None,
 ) -> GroupState:
     """Create the group or resize it to `count` seats (busy seats beyond it finish first:
-    they are removed now, their calls stay in the history). Times are means in seconds."""
+    they are removed now, their calls stay in the history). Times are means in seconds.
+    `address` (a number in E.164 or a `sip:` URI) is where a carrier bridges the group's
+    live answers; None keeps the one it has."""
     if not group.strip() or len(group) > 64:
         raise AgentError("a group name is 1-64 characters")
     if count < 0 or count > 10_000:
@@ -249,19 +257,26 @@ async def set_agents(
     for label, value in (("--talk", talk_seconds), ("--wrap", wrap_seconds)):
         if value is not None and not 0 <= value <= 86_400:
             raise AgentError(f"{label} must be between 0s and 24h")
+    if address is not None and not AGENT_ADDRESS.fullmatch(address):
+        raise AgentError(
+            f"--address must be a number in E.164 (+15551234567) or a SIP URI"
+            f" (sip:agents@pbx.example.com), got {address!r}"
+        )
     async with driver_connection(engine) as connection, connection.transaction():
         group_id = await connection.fetchval(
             """
-            INSERT INTO agent_groups (name, talk_seconds, wrap_seconds)
-            VALUES ($1, coalesce($2::float8, 180), coalesce($3::float8, 30))
+            INSERT INTO agent_groups (name, talk_seconds, wrap_seconds, address)
+            VALUES ($1, coalesce($2::float8, 180), coalesce($3::float8, 30), $4)
             ON CONFLICT (name) DO UPDATE SET
               talk_seconds = coalesce($2::float8, agent_groups.talk_seconds),
-              wrap_seconds = coalesce($3::float8, agent_groups.wrap_seconds)
+              wrap_seconds = coalesce($3::float8, agent_groups.wrap_seconds),
+              address = coalesce($4, agent_groups.address)
             RETURNING id
             """,
             group,
             talk_seconds,
             wrap_seconds,
+            address,
         )
         await connection.execute(
             "DELETE FROM agents WHERE group_id = $1 AND seat > $2", group_id, count
@@ -280,7 +295,7 @@ async def agent_groups(engine: AsyncEngine) -> list[GroupState]:
     async with driver_connection(engine) as connection:
         rows = await connection.fetch(
             """
-            SELECT g.name, g.talk_seconds, g.wrap_seconds, count(a.id) AS agents,
+            SELECT g.name, g.talk_seconds, g.wrap_seconds, g.address, count(a.id) AS agents,
               count(a.id) FILTER (WHERE a.busy_until IS NULL OR a.busy_until <= now()) AS free,
               count(a.id) FILTER (WHERE a.talk_until > now()) AS on_call
             FROM agent_groups g LEFT JOIN agents a ON a.group_id = g.id
@@ -296,6 +311,7 @@ async def agent_groups(engine: AsyncEngine) -> list[GroupState]:
             wrap_up=row["agents"] - row["free"] - row["on_call"],
             talk_seconds=row["talk_seconds"],
             wrap_seconds=row["wrap_seconds"],
+            address=row["address"],
         )
         for row in rows
     ]

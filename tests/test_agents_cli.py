@@ -62,6 +62,7 @@ async def test_set_creates_resizes_and_updates_times(engine: AsyncEngine, databa
         "wrap_up": 0,
         "talk_seconds": 180.0,  # a new group's defaults: 3m talk, 30s wrap-up
         "wrap_seconds": 30.0,
+        "address": None,
     }
     assert await seats(engine, group) == [1, 2, 3, 4, 5]
 
@@ -119,6 +120,7 @@ async def test_show_lists_groups_by_state(engine: AsyncEngine, database_url: str
         "wrap_up": 0,
         "talk_seconds": 3600.0,
         "wrap_seconds": 600.0,
+        "address": None,
     }
     assert groups[idle]["agents"] == 2 and groups[idle]["available"] == 2
     assert groups[idle]["on_call"] == 0
@@ -146,6 +148,11 @@ async def test_bad_values_are_one_line_and_exit_1(engine: AsyncEngine, database_
             " like '1h30m'\n",
         ),
         (("--count", "2", "--talk", "2d"), "csm: error: --talk must be between 0s and 24h\n"),
+        (
+            ("--count", "2", "--address", "5551234"),
+            "csm: error: --address must be a number in E.164 (+15551234567) or a SIP URI"
+            " (sip:agents@pbx.example.com), got '5551234'\n",
+        ),
     ]
     for args, message in cases:
         result = await csm("agents", "set", "--group", group, *args, database_url=database_url)
@@ -154,6 +161,29 @@ async def test_bad_values_are_one_line_and_exit_1(engine: AsyncEngine, database_
         assert result.stdout == ""
     shown = await csm("agents", "show", "--json", database_url=database_url)
     assert group not in {g["group"] for g in json.loads(shown.stdout)}  # nothing half-made
+
+
+async def test_a_group_keeps_its_bridge_address_until_another_is_given(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    group = unique("bridge")
+    result = await csm(
+        "agents",
+        "set",
+        "--group",
+        group,
+        "--count",
+        "2",
+        "--address",
+        "sip:desk@pbx.example.com",
+        database_url=database_url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "live answers bridged to sip:desk@pbx.example.com" in result.stdout
+    kept = await set_agents(engine, group, 3)  # resized: the address stays
+    assert kept.address == "sip:desk@pbx.example.com"
+    changed = await set_agents(engine, group, 3, address="+15551234567")
+    assert changed.address == "+15551234567"
 
 
 async def test_concurrent_connects_take_distinct_free_agents(engine: AsyncEngine) -> None:

@@ -15,20 +15,25 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from csm.agents import set_agents
+from csm.campaigns import create_campaign
 from csm.compliance.store import set_policy
 from csm.control import start_sub_campaign
 from csm.devstack.carrier.carrier import CarrierConfig
 from csm.settings import Settings
+from csm.strategy import load_strategy
+from csm.synthetic import create_synthetic_list
 from csm.testing.carrier import LocalCarrier, local_carrier, serve_asgi
 from csm.testing.servers import free_port
 from csm.vocabulary import Channel
 from csm.webhooks.app import create_app
-from tests.helpers import campaign_with_list
+from tests.helpers import campaign_with_list, unique
 from worker import build_worker
 
 STRATEGY = """
@@ -61,6 +66,7 @@ template = "Your balance is ${balance}."
 [passes.pacing]
 concurrency = 20
 """
+EXAMPLES = Path(__file__).parents[1] / "examples"
 ANY_HOURS = '[hours]\nvoice = "any"\nsms = "any"\nemail = "any"\n'
 
 
@@ -151,3 +157,54 @@ async def test_three_passes_through_the_carrier_settle_exactly(
         )
     assert unsettled == 0
     assert {"delivered_machine", "no_answer", "success"} <= set(results)
+
+
+async def test_a_live_answer_of_the_recovery_strategy_is_bridged_to_the_agents(
+    client: Client, engine: AsyncEngine, settings: Settings
+) -> None:
+    """The example recovery strategy through the carrier: a person who answers the AVM pass
+    or the dialer and gets an agent is <Dial>ed to the group's SIP address, with no message
+    first; one who gets none hears the message (AVM) or is abandoned, and is not bridged."""
+    group = unique("agents")
+    address = f"sip:{group}@pbx.example.com"
+    strategy = (EXAMPLES / "recovery.toml").read_text()
+    strategy = strategy.replace('agents = "collections"', f'agents = "{group}"')
+    campaign, list_name = unique("recovery"), unique("recovery")
+    await create_synthetic_list(engine, list_name, contacts=150, seed=25)
+    await create_campaign(engine, campaign, load_strategy(strategy), strategy)
+    await set_policy(engine, ANY_HOURS, campaign=campaign)
+    await set_agents(engine, group, 2, talk_seconds=0.05, wrap_seconds=0.02, address=address)
+    queue = f"provider-recovery-{uuid.uuid4().hex[:8]}"
+    async with through_the_carrier(settings, engine) as carrier:
+        async with build_worker(client, carrier.settings, engine=engine, task_queue=queue):
+            launched = await start_sub_campaign(
+                client, engine, campaign=campaign, list_name=list_name, task_queue=queue
+            )
+            summary = await asyncio.wait_for(launched.handle.result(), 240)
+        record = carrier.local.carrier.record
+    assert summary.state == "completed"
+    sub = launched.sub_campaign.id
+    rows = await ledger(engine, sub)
+    assert "unknown" not in {row[6] for row in rows}
+    results_by_key = {
+        f"{sub}-{day:%Y%m%d}-{number}-{contact}-{device}-{try_}": result
+        for day, number, contact, device, try_, _, result in rows
+    }
+    connected = {key for key, result in results_by_key.items() if result == "agent_connected"}
+    bridged = {key: to for key, to in record.bridged.items() if key.startswith(f"{sub}-")}
+    assert connected and set(bridged) == connected
+    assert set(bridged.values()) == {address}
+    for key in connected:  # bridged at once: nothing was said before the <Dial>
+        (placement,) = record.by_key[key]
+        assert placement.actions[0] == f"dial:{address}", placement.actions
+    heard = [
+        key
+        for key, result in results_by_key.items()
+        if result == "delivered_person" and key.split("-")[2] == "1"
+    ]
+    assert heard
+    for key in heard:  # the AVM pass found no agent free: the message, not a bridge
+        (placement,) = record.by_key[key]
+        assert placement.actions[0].startswith("say:"), placement.actions
+        assert not any(action.startswith("dial:") for action in placement.actions)
+    assert all(count == 1 for key, count in record.placements.items() if key in results_by_key)

@@ -132,6 +132,13 @@ def set_command(
         help="mean wrap-up time after a call, before the agent is available again, like '30s'"
         " (0s to 24h; a new group: 30s; otherwise unchanged)",
     ),
+    address: str | None = typer.Option(
+        None,
+        "--address",
+        help="where a real carrier bridges the group's live answers (TwiML <Dial>): a number"
+        " in E.164 (+15551234567) or a SIP URI (sip:collections@pbx.example.com); unset: kept,"
+        " or CSM_TWILIO_AGENT_ADDRESS (docs/providers.md)",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create an agent group or resize it, and set its mean talk and wrap-up times.
@@ -148,7 +155,12 @@ def set_command(
     wrap_seconds = _seconds("--wrap", wrap)
     state = with_database(
         lambda engine: set_agents(
-            engine, group, count, talk_seconds=talk_seconds, wrap_seconds=wrap_seconds
+            engine,
+            group,
+            count,
+            talk_seconds=talk_seconds,
+            wrap_seconds=wrap_seconds,
+            address=address,
         )
     )
     if as_json:
@@ -158,5 +170,6 @@ def set_command(
     print(
         f"agent group {state.name!r}: {state.agents} {noun}, mean talk {_time(state.talk_seconds)},"
         f" mean wrap-up {_time(state.wrap_seconds)}"
+        + (f", live answers bridged to {state.address}" if state.address else "")
     )
     console.print(_groups_table([state], f"agent group {state.name!r}"))
