@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import text
@@ -25,14 +22,11 @@ from csm.agents import set_agents
 from csm.campaigns import create_campaign
 from csm.compliance.store import set_policy
 from csm.control import start_sub_campaign
-from csm.devstack.carrier.carrier import CarrierConfig
 from csm.settings import Settings
 from csm.strategy import load_strategy
 from csm.synthetic import create_synthetic_list
-from csm.testing.carrier import LocalCarrier, local_carrier, serve_asgi
-from csm.testing.servers import free_port
+from csm.testing.carrier import carrier_and_receiver
 from csm.vocabulary import Channel
-from csm.webhooks.app import create_app
 from tests.helpers import campaign_with_list, unique
 from worker import build_worker
 
@@ -70,39 +64,6 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 ANY_HOURS = '[hours]\nvoice = "any"\nsms = "any"\nemail = "any"\n'
 
 
-@dataclass
-class Carrier:
-    """The local carrier and the receiver, with settings that send the worker to them."""
-
-    local: LocalCarrier
-    settings: Settings
-
-
-@asynccontextmanager
-async def through_the_carrier(
-    settings: Settings, engine: AsyncEngine, **faults: object
-) -> AsyncIterator[Carrier]:
-    receiver_port = free_port()
-    public_url = f"http://127.0.0.1:{receiver_port}"
-    token = settings.twilio_auth_token.get_secret_value()
-    config = CarrierConfig(
-        account_sid=settings.twilio_account_sid, auth_token=token, public_url=public_url
-    )
-    for name, value in faults.items():
-        setattr(config.faults, name, value)
-    async with local_carrier(config) as local:
-        routed = settings.model_copy(
-            update={
-                "voice_provider": "twilio",
-                "sms_provider": "twilio",
-                "twilio_base_url": local.url,
-                "public_url": public_url,
-            }
-        )
-        async with serve_asgi(create_app(routed, engine), receiver_port):
-            yield Carrier(local, routed)
-
-
 async def ledger(engine: AsyncEngine, sub_campaign_id: int) -> list[tuple]:
     async with engine.connect() as connection:
         rows = await connection.execute(
@@ -121,7 +82,7 @@ async def test_three_passes_through_the_carrier_settle_exactly(
     campaign, list_name = await campaign_with_list(engine, STRATEGY, contacts=120)
     await set_policy(engine, ANY_HOURS, campaign=campaign)
     queue = f"provider-e2e-{uuid.uuid4().hex[:8]}"
-    async with through_the_carrier(settings, engine) as carrier:
+    async with carrier_and_receiver(settings, engine) as carrier:
         async with build_worker(client, carrier.settings, engine=engine, task_queue=queue):
             launched = await start_sub_campaign(
                 client, engine, campaign=campaign, list_name=list_name, task_queue=queue
@@ -175,7 +136,7 @@ async def test_a_live_answer_of_the_recovery_strategy_is_bridged_to_the_agents(
     await set_policy(engine, ANY_HOURS, campaign=campaign)
     await set_agents(engine, group, 2, talk_seconds=0.05, wrap_seconds=0.02, address=address)
     queue = f"provider-recovery-{uuid.uuid4().hex[:8]}"
-    async with through_the_carrier(settings, engine) as carrier:
+    async with carrier_and_receiver(settings, engine) as carrier:
         async with build_worker(client, carrier.settings, engine=engine, task_queue=queue):
             launched = await start_sub_campaign(
                 client, engine, campaign=campaign, list_name=list_name, task_queue=queue

@@ -10,11 +10,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from csm.devstack.carrier.app import create_app
 from csm.devstack.carrier.carrier import Carrier, CarrierConfig
+from csm.settings import Settings
 from csm.testing.servers import free_port
+from csm.webhooks.app import create_app as create_receiver
 
 
 @dataclass
@@ -53,6 +56,44 @@ async def local_carrier(
     app = create_app(config)
     async with serve_asgi(app, port) as url:
         yield LocalCarrier(url, app.state.carrier)
+
+
+@dataclass
+class Routed:
+    """The local carrier and the webhook receiver, with settings that send a worker's
+    voice and SMS to them through the Twilio adapter."""
+
+    local: LocalCarrier
+    settings: Settings
+
+
+@asynccontextmanager
+async def carrier_and_receiver(
+    settings: Settings, engine: AsyncEngine, **faults: object
+) -> AsyncIterator[Routed]:
+    """Both served in this event loop on free ports; `faults` set on the carrier
+    (lose_callbacks=0.1, throttle_rate=0.3, ...)."""
+    receiver_port = free_port()
+    public_url = f"http://127.0.0.1:{receiver_port}"
+    config = CarrierConfig(
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        public_url=public_url,
+        number=settings.twilio_from,
+        seed=settings.simulator_seed,
+    )
+    config.faults.update(faults)
+    async with local_carrier(config) as local:
+        routed = settings.model_copy(
+            update={
+                "voice_provider": "twilio",
+                "sms_provider": "twilio",
+                "twilio_base_url": local.url,
+                "public_url": public_url,
+            }
+        )
+        async with serve_asgi(create_receiver(routed, engine), receiver_port):
+            yield Routed(local, routed)
 
 
 async def until(condition: Callable[[], object], within: float, what: str) -> None:
