@@ -72,7 +72,10 @@ async def test_a_pass_waiting_for_calling_hours_says_so(
 ) -> None:
     zone = midday_zone()
     strategy = f'timezone = "{zone}"\n\n[[passes]]\nname = "call"\nchannel = "voice"\n'
-    policy = f'[hours]\nvoice = "{_in_an_hour(zone)}-23:59"\n'
+    # Calling hours are on each contact's clock: start them an hour from now where the
+    # synthetic contacts' day is furthest on (New York), so every contact waits. (From the
+    # campaign's midday zone they opened early for New York whenever it lay west of it.)
+    policy = f'[hours]\nvoice = "{_in_an_hour("America/New_York")}-23:59"\n'
     async with _running(client, engine, settings, strategy, policy) as launched:
         handle = launched.handle
         plan = await wait_for_plan(
@@ -96,8 +99,8 @@ timezone = "{zone}"
 [[passes]]
 name = "later"
 channel = "voice"
-window = {{ start = "{_in_an_hour(zone)}", end = "23:59" }}
-"""
+window = {{ start = "{_in_an_hour("America/New_York")}", end = "23:59" }}
+"""  # on each contact's clock, like the calling hours above
     async with _running(client, engine, settings, strategy) as launched:
         plan = await wait_for_plan(
             launched.handle, lambda p: p.passes[0].status is PassStatus.WAITING, "waiting"
