@@ -308,7 +308,7 @@ async def run_through_carrier(
         f"\n{name}: {report.rows} ledger rows, {report.placements} placements,"
         f" lookups {report.lookups_by_sid} by SID + {report.lookups_by_list} by list,"
         f" {report.orphans} orphans, callbacks {report.callbacks};"
-        f" {'; '.join(report.notes)}; took {time.monotonic() - started:.1f} s"
+        f" {''.join(note + '; ' for note in report.notes)}took {time.monotonic() - started:.1f} s"
     )
     return report
 
