@@ -141,8 +141,13 @@ class FaultStack:
 
     # Workers ---------------------------------------------------------------------------------
 
-    async def start_worker(self, run: Run, task_queue: str, *, latency_ms: float) -> WorkerProcess:
-        """A worker on this stack for `run`, its output appended to the run's worker log."""
+    async def start_worker(
+        self, run: Run, task_queue: str, *, latency_ms: float, **overrides: object
+    ) -> WorkerProcess:
+        """A worker on this stack for `run`, its output appended to the run's worker log.
+
+        `overrides` are further Settings fields for the worker (e.g. the provider settings
+        that send its voice and SMS through the local carrier)."""
         settings = Settings(
             database_url=run.url,
             temporal_address=self.temporal_address,
@@ -157,6 +162,7 @@ class FaultStack:
             simulator_journal=run.journal,
             # Voice odds do not switch to evening mid-test: runs minutes apart compare equal.
             simulator_evening_from_hour=24,
+            **overrides,
         )
         worker = await WorkerProcess.start(env, log=self.root / f"worker-{run.name}.log")
         self.workers.append(worker)
