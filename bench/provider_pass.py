@@ -135,6 +135,25 @@ async def process(
         await child.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each named process spent over a stretch: where a side's time went."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def line(self, seconds: float) -> str:
+        spent = {n: cpu_seconds(p) - self.start[n] for n, p in self.pids.items()}
+        shares = ", ".join(f"{n} {s:.1f}s ({s / seconds:.0%})" for n, s in spent.items())
+        return f"  CPU over those {seconds:.1f}s: {shares}"
+
+
 # ---- the pass side ----------------------------------------------------------------------------
 
 
@@ -448,21 +467,29 @@ async def run(args: argparse.Namespace) -> tuple[float, float]:
             str(sink_port),
         ]
         async with (
-            process("carrier", carrier_cmd, identity, f"{carrier}/_carrier/record"),
-            process("receiver", receiver_cmd, receiver_env, f"{receiver}/twilio/health"),
-            process("sink", sink_cmd, {}, f"{sink}/count"),
+            process("carrier", carrier_cmd, identity, f"{carrier}/_carrier/record") as carrier_pid,
+            process("receiver", receiver_cmd, receiver_env, f"{receiver}/twilio/health") as rpid,
+            process("sink", sink_cmd, {}, f"{sink}/count") as sink_pid,
             httpx.AsyncClient() as http,
         ):
-            runs = [await run_pass(env, engine, settings, channel) for channel in ("sms", "voice")]
+            pids = {"bench": os.getpid(), "carrier": carrier_pid}
+            runs = []
+            for channel in ("sms", "voice"):
+                meter = CpuMeter({**pids, "receiver": rpid})
+                began = time.perf_counter()
+                runs.append(await run_pass(env, engine, settings, channel))
+                print(meter.line(time.perf_counter() - began), flush=True)
             health = (await http.get(f"{receiver}/twilio/health")).json()
             ratios = []
             plans = {r.channel: await ceiling_requests(engine, r, sink) for r in runs}
             outcomes = {}
             for r in runs:
                 contacts = plans[r.channel]
+                meter = CpuMeter({**pids, "sink": sink_pid})
                 seconds, statuses = await ceiling(
                     carrier, sink, contacts, r.channel, args.concurrency
                 )
+                cpu = meter.line(seconds)
                 outcomes[r.channel] = statuses
                 rate = len(contacts) / seconds
                 print(
@@ -472,6 +499,7 @@ async def run(args: argparse.Namespace) -> tuple[float, float]:
                     f" = {rate:,.0f} contacts/s",
                     flush=True,
                 )
+                print(cpu, flush=True)
                 ratios.append(r.rate / rate)
             record = (await http.get(f"{carrier}/_carrier/record")).json()
         world = World(SEED)
