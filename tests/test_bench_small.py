@@ -74,3 +74,27 @@ def test_web_index_prints_both_ways_and_their_ratio() -> None:
     out = run_bench("web_index.py", "--rows", "5", "--repeats", "2")
     assert "5 sub-campaigns, 2 runs each" in out, out
     assert re.search(r"before / now \(p50\) +[\d.]+", out), out
+
+
+def test_provider_pass_prints_both_ratios_and_the_receiver_p99() -> None:
+    out = run_bench(
+        "provider_pass.py",
+        *("--sms", "200", "--calls", "50", "--concurrency", "16", "--receiver-callbacks", "400"),
+    )
+    assert re.search(r"^sms pass .* [\d,]+ contacts attempted, .* contacts/s$", out, re.M), out
+    assert re.search(r"^voice pass .* [\d,]+ contacts attempted, .* contacts/s$", out, re.M), out
+    assert re.search(r"^ceiling sms \(bare httpx loop, 16 lanes.* contacts/s$", out, re.M), out
+    # the checks ran: every key placed once, no unknown, the ledger is the carrier's world
+    assert re.search(r"^check sms: [\d,]+ ledger attempts = [\d,]+ placed once each", out, re.M)
+    assert re.search(r"^check voice: .* 0 unknown, 0 unsettled$", out, re.M), out
+    assert re.search(
+        r"^provider pass: sms [\d.]+, calls [\d.]+ of the bare loop \(goal >= 0\.6\);"
+        r" receiver p99 [\d.]+ ms at 500/s \(goal < 100\)$",
+        out.splitlines()[-1],
+    ), out
+
+
+def test_provider_pass_refuses_bad_sizes() -> None:
+    assert "--sms, --calls, --concurrency and --pool must be at least 1" in refused(
+        "provider_pass.py", "--sms", "0"
+    )
