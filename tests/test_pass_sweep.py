@@ -3,16 +3,20 @@ what was attempted before it is recorded, and nothing is recorded past a failed 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import csm.passes.sweep as sweep
+from csm.channels import Channels
+from csm.channels.simulator import SimulatedCarrier
 from csm.compliance.store import set_policy
 from csm.ledger import StaleBatch
 from csm.strategy import load_strategy
 from csm.subcampaigns import register_sub_campaign
+from csm.vocabulary import Channel
 from tests.compliance_helpers import WatchingCarrier, rows_of, run_pass
 from tests.helpers import campaign_with_list
 
@@ -80,3 +84,25 @@ async def test_a_failed_read_ahead_fails_the_pass_after_the_batch_in_hand_is_rec
     cursor, selected, contacts = await _ledger(engine, sub.id)
     assert 0 < cursor < selected
     assert contacts == cursor  # the batch worked while the next was read is recorded
+
+
+def test_lanes_get_more_contacts_a_batch_when_outcomes_come_back_later() -> None:
+    """A batch waits for its slowest attempt: with a real carrier's asynchronous outcomes
+    each lane gets several contacts a batch, not one (the simulator's answer is at once)."""
+
+    class LaterCarrier(SimulatedCarrier):
+        asynchronous = True
+
+    def run_with(carrier: SimulatedCarrier, concurrency: int, batch_size: int = 2000) -> Any:
+        definition = SimpleNamespace(
+            channel=Channel.VOICE, pacing=SimpleNamespace(concurrency=concurrency)
+        )
+        params = SimpleNamespace(definition=definition, batch_size=batch_size)
+        tools = SimpleNamespace(channels=Channels({Channel.VOICE: carrier}))
+        return SimpleNamespace(params=params, tools=tools)
+
+    assert sweep.smallest_batch(run_with(SimulatedCarrier(), 64)) == 64
+    assert sweep.smallest_batch(run_with(SimulatedCarrier(), 4)) == 16
+    later = LaterCarrier()
+    assert sweep.smallest_batch(run_with(later, 64)) == 64 * sweep.ASYNC_LANE_CONTACTS
+    assert sweep.smallest_batch(run_with(later, 64, batch_size=300)) == 300

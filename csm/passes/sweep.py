@@ -49,6 +49,22 @@ from csm.passes.windows import opened
 BATCH_SECONDS = 0.5
 #: Batches marked in flight and not yet recorded, at most: the most a crash leaves `unknown`.
 IN_FLIGHT = 2
+#: Contacts a lane gets in a batch at least, when outcomes come back asynchronously.
+ASYNC_LANE_CONTACTS = 8
+
+
+def smallest_batch(run: PassRun) -> int:
+    """A batch gives each of the pass's lanes one contact at least. A provider whose
+    outcomes come back later (a real carrier: seconds to minutes a call) gives each lane
+    ASYNC_LANE_CONTACTS: a batch waits for its slowest attempt, and with one contact a lane
+    most lanes would sit idle behind it. Such a provider answers a repeated attempt key
+    from its record, so a crash leaves none of a bigger batch `unknown`."""
+    params = run.params
+    lanes = params.definition.pacing.concurrency
+    provider = run.tools.channels.for_channel(params.definition.channel)
+    if getattr(provider, "asynchronous", False):
+        return min(params.batch_size, max(lanes * ASYNC_LANE_CONTACTS, 16))
+    return min(params.batch_size, max(lanes, 16))
 
 
 async def sweep(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> None:
@@ -65,7 +81,7 @@ async def sweep(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> N
     )
     # Batches last about BATCH_SECONDS whatever the channel's speed, so a crash leaves
     # at most that much work `unknown` and a pause lands quickly.
-    size = min(params.batch_size, max(params.definition.pacing.concurrency, 16))
+    size = smallest_batch(run)
     async with contextlib.AsyncExitStack() as stack:
         loads = records = connection
         if selected - cursor > size:  # more than one batch: overlap the stages
@@ -282,7 +298,7 @@ class _Stages:
         if took < BATCH_SECONDS / 2:
             return min(size * 2, params.batch_size)
         if took > BATCH_SECONDS * 2:
-            return max(size // 2, params.definition.pacing.concurrency, 16)
+            return max(size // 2, smallest_batch(self.run))
         return size
 
     async def _close(self) -> None:

@@ -75,6 +75,7 @@ class TwilioProvider:
     """What voice and SMS share: claim, place, wait, look up, settle."""
 
     idempotent = True  # a repeated attempt key is answered from provider_attempts
+    asynchronous = True  # outcomes come back later: a pass gives its lanes bigger batches
     protocol_channel = Channel.VOICE
 
     def __init__(
