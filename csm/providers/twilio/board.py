@@ -29,7 +29,7 @@ from csm.providers.twilio.protocol import FINAL_RANK, LIVE_ANSWERS
 log = logging.getLogger(__name__)
 
 #: How often the board looks (seconds) and how often a waiter heartbeats.
-POLL_INTERVAL = 0.1
+POLL_INTERVAL = 0.04
 HEARTBEAT_EVERY = 1.0
 
 READY_SQL = f"""
