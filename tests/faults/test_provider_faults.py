@@ -46,8 +46,8 @@ from tests.faults.process_stack import FaultStack, Run
 from tests.test_subcampaign_control import assert_exact
 
 #: The carrier's speed: a call's ring, detection and talk (at most 69 s in the real world)
-#: last at most 1.4 s, so calls are really in flight, and each batch of a pass (as many
-#: contacts as its concurrency) lasts a few seconds.
+#: last at most 1.4 s, so calls are really in flight, and each batch of a pass (8 contacts
+#: a lane: csm.passes.sweep.smallest_batch) lasts several seconds.
 SPEED = 0.02
 #: The adapter's deadline before it looks an attempt up: longer than the longest call at
 #: SPEED, so a lookup finds a call ended (its final status never came: lost, or the
@@ -398,8 +398,11 @@ async def test_worker_sigkilled_with_calls_in_flight(stack: FaultStack) -> None:
             await scenario.restart_worker()
         scenario.notes.append(f"seed {seed}, {len(kills)} kills: " + ", ".join(kills))
 
-    report = await run_through_carrier(stack, "sigkill", VOICE, kill_repeatedly, contacts=250)
-    assert report.rows >= 250
+    # Enough contacts that five kills, each after a worker restart, still find calls to
+    # place: a batch is 320 contacts (40 lanes, 8 each), and a restarted worker first works
+    # its batch in flight again (answered from provider_attempts, nothing placed).
+    report = await run_through_carrier(stack, "sigkill", VOICE, kill_repeatedly, contacts=1000)
+    assert report.rows >= 1000
 
 
 async def test_receiver_down_30_seconds_mid_pass(stack: FaultStack) -> None:
