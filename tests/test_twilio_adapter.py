@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csm.channels.base import DECIDED, AttemptOutcome, AttemptRequest
 from csm.database import driver_connection
-from csm.providers.twilio.adapter import TokenBucket, TwilioProvider, TwilioSms, TwilioVoice
+from csm.passes.clock import Pacer
+from csm.providers.twilio.adapter import TwilioProvider, TwilioSms, TwilioVoice
 from csm.providers.twilio.client import TwilioClient
 from csm.testing.servers import free_port
 from csm.vocabulary import Channel
@@ -355,13 +356,13 @@ async def test_the_board_reads_every_awaited_key_in_one_query_per_tick(
 
 
 async def test_the_calls_per_second_bucket_spaces_placements() -> None:
-    bucket = TokenBucket(20)
+    bucket = Pacer.per_second(20)
     started = time.monotonic()
     for _ in range(5):
-        await bucket.take()
+        await bucket.wait()
     # a lower bound only (a sleep never ends early): 5 slots are 4 intervals apart
     assert time.monotonic() - started >= 4 / 20 - 0.01
-    assert TokenBucket(0).interval == 0
+    assert Pacer.per_second(0).interval == 0
 
 
 async def test_the_settings_pick_each_channels_provider(engine: AsyncEngine) -> None:

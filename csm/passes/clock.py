@@ -61,11 +61,17 @@ class Zones(dict[str, ZoneInfo]):
 
 
 class Pacer:
-    """At most `per_minute` attempts started per minute (None: unpaced)."""
+    """At most `per_minute` attempts started per minute (None: unpaced): each takes the next
+    free slot, reserved before any await (no burst, no lock). A pass's pacing, and a
+    carrier account's calls per second across a worker (`per_second`)."""
 
-    def __init__(self, per_minute: int | None):
+    def __init__(self, per_minute: float | None):
         self.interval = 60.0 / per_minute if per_minute else 0.0
         self.next_slot = time.monotonic()
+
+    @classmethod
+    def per_second(cls, rate: float) -> Pacer:
+        return cls(rate * 60 if rate > 0 else None)
 
     async def wait(self) -> None:
         if not self.interval:
@@ -74,5 +80,6 @@ class Pacer:
         slot = max(now, self.next_slot)
         self.next_slot = slot + self.interval
         while (wait := slot - time.monotonic()) > 0:  # a slow pace still heartbeats
-            activity.heartbeat()
+            if activity.in_activity():
+                activity.heartbeat()
             await asyncio.sleep(min(wait, 1.0))

@@ -20,7 +20,6 @@ while the call waits at the answer URL; the pass decides (an agent, or not) and 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import date, timedelta
 
@@ -28,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csm.channels.base import DECIDED, AttemptOutcome, AttemptRequest
 from csm.lookups import driver_connection
+from csm.passes.clock import Pacer
 from csm.providers.twilio import protocol, rows
-from csm.providers.twilio.board import HEARTBEAT_EVERY, OutcomeBoard, Row, heartbeat
+from csm.providers.twilio.board import OutcomeBoard
 from csm.providers.twilio.client import (
     ConfigurationError,
     Refused,
@@ -38,6 +38,7 @@ from csm.providers.twilio.client import (
     Unreachable,
     Unsure,
 )
+from csm.providers.twilio.rows import Row
 from csm.settings import Settings
 from csm.vocabulary import UNKNOWN, Channel
 
@@ -50,25 +51,6 @@ LOOKUP_FOR = 30.0
 MAX_LOOKUPS = 3
 #: A listed call or message created this long before its row's placed_at is another's.
 CLOCK_SKEW = timedelta(seconds=60)
-
-
-class TokenBucket:
-    """The account's calls per second, shared by every pass of the worker: each placement
-    takes the next free slot (no burst), waiting heartbeats."""
-
-    def __init__(self, per_second: float) -> None:
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._next = 0.0
-
-    async def take(self) -> None:
-        if not self.interval:
-            return
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self.interval  # reserved before any await: no lock needed
-        while (left := slot - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, HEARTBEAT_EVERY))
-            heartbeat()
 
 
 class TwilioProvider:
@@ -86,7 +68,7 @@ class TwilioProvider:
         public_url: str,
         from_: str,
         outcome_timeout: float,
-        bucket: TokenBucket | None = None,
+        bucket: Pacer | None = None,
         board: OutcomeBoard | None = None,
         agent_address: str = "sip:{group}@agents.invalid",
     ) -> None:
@@ -99,7 +81,7 @@ class TwilioProvider:
         self.public_url = public_url
         self.from_ = from_
         self.timeout = outcome_timeout
-        self.bucket = bucket or TokenBucket(0)
+        self.bucket = bucket or Pacer(None)
         self.board = board or OutcomeBoard(engine)
         self.agent_address_template = agent_address  # voice: where live answers are bridged
 
@@ -145,7 +127,7 @@ class TwilioProvider:
     async def _place(self, request: AttemptRequest) -> AttemptOutcome | None:
         """POST the claimed attempt; an outcome only when the carrier refused it."""
         key = request.attempt_key
-        await self.bucket.take()
+        await self.bucket.wait()
         try:
             resource = await self._create(request, time.monotonic() + self.timeout)
         except Refused as refused:
@@ -204,9 +186,7 @@ class TwilioProvider:
         if stored is None:
             raise LookupError(f"attempt {key}: its provider_attempts row is gone")
         if stored.state == "settled" or stored.status_rank >= protocol.FINAL_RANK:
-            return await self._ready(
-                key, Row(**{f: getattr(stored, f) for f in Row.__slots__}), bridge
-            )
+            return await self._ready(key, stored, bridge)
         until = time.monotonic() + LOOKUP_FOR
         try:
             if stored.sid is not None:
@@ -386,7 +366,7 @@ def voice_from(settings: Settings, engine: AsyncEngine) -> TwilioVoice:
         public_url=settings.public_url,
         from_=settings.twilio_from,
         outcome_timeout=settings.twilio_outcome_timeout_s,
-        bucket=TokenBucket(settings.twilio_calls_per_second),
+        bucket=Pacer.per_second(settings.twilio_calls_per_second),
         agent_address=settings.twilio_agent_address,
     )
 

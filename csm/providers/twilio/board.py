@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from csm.lookups import driver_connection
 from csm.providers.twilio.protocol import FINAL_RANK, LIVE_ANSWERS
+from csm.providers.twilio.rows import Row
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +41,6 @@ WHERE attempt_key = ANY($1::text[])
        OR (bridge AND connect_to IS NULL
            AND answered_by IN ({", ".join(f"'{a}'" for a in sorted(LIVE_ANSWERS))})))
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """What the board read of one attempt (ids and codes only)."""
-
-    attempt_key: str
-    sid: str | None
-    state: str
-    status: str | None
-    status_rank: int
-    answered_by: str | None
-    error_code: str | None
-    result: str | None
-    connect_to: str | None
-
-    @property
-    def final(self) -> bool:
-        return self.status_rank >= FINAL_RANK
 
 
 def heartbeat() -> None:

@@ -14,6 +14,8 @@ from datetime import datetime
 
 import asyncpg
 
+from csm.providers.twilio.protocol import FINAL_RANK
+
 CLAIM_SQL = """
 WITH claimed AS (
   INSERT INTO provider_attempts (attempt_key, sub_campaign_id, channel, provider, bridge, message)
@@ -32,8 +34,8 @@ FROM provider_attempts WHERE attempt_key = $1
 
 
 @dataclass(frozen=True, slots=True)
-class Stored:
-    """An attempt's row as the worker reads it (ids and codes only)."""
+class Row:
+    """What the board read of one attempt (ids and codes only)."""
 
     attempt_key: str
     sid: str | None
@@ -44,6 +46,17 @@ class Stored:
     error_code: str | None
     result: str | None
     connect_to: str | None
+
+    @property
+    def final(self) -> bool:
+        return self.status_rank >= FINAL_RANK
+
+
+@dataclass(frozen=True, slots=True)
+class Stored(Row):
+    """An attempt's whole row as the worker reads it: what the board reads, and when it
+    was placed."""
+
     placed_at: datetime
     age: float  # seconds since placed_at, on the database's clock (negative)
 
