@@ -124,12 +124,13 @@ async def add_attempt(
         await connection.execute(
             "INSERT INTO provider_attempts"
             " (attempt_key, sub_campaign_id, channel, provider, state, bridge, message, connect_to)"
-            " VALUES ($1, 1, $2, 'twilio', 'placed', $3, $4, $5)",
+            " VALUES ($1, $6, $2, 'twilio', 'placed', $3, $4, $5)",
             key,
             channel,
             bridge,
             message,
             connect_to,
+            int(key.split("-", 1)[0]),  # the key's own sub-campaign, as the adapter stores it
         )
 
 
@@ -512,6 +513,27 @@ async def test_a_bridged_live_answer_with_no_free_agent_hears_the_message_then_h
         "<Response><Say>Sorry we missed you</Say><Hangup/></Response>"
     )
     assert await answer(http, bare, fresh_sid("CA")) == "<Response><Hangup/></Response>"
+
+
+async def test_the_message_is_dropped_when_the_call_ends_and_kept_until_then(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """A bridged answer no agent took keeps its message for the answer URL; once the call's
+    final status comes nothing will speak it, and the receiver drops it (personal data)."""
+    key, sid = fresh_key(), fresh_sid("CA")
+    await add_attempt(engine, key, bridge=True, message="Sorry we missed you", connect_to="")
+
+    async def message() -> str | None:
+        async with driver_connection(engine) as connection:
+            return await connection.fetchval(
+                "SELECT message FROM provider_attempts WHERE attempt_key = $1", key
+            )
+
+    assert (await post(http, VOICE_STATUS_PATH, call_status(sid, "ringing"), key=key)).is_success
+    assert await message() == "Sorry we missed you"
+    done = call_status(sid, "completed", AnsweredBy="human")
+    assert (await post(http, VOICE_STATUS_PATH, done, key=key)).is_success
+    assert await message() is None
 
 
 async def test_an_undecided_bridged_live_answer_is_redirected_to_the_same_url_after_the_wait(

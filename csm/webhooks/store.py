@@ -16,7 +16,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csm.database import driver_connection
-from csm.providers.twilio.protocol import CALL_RANKS
+from csm.providers.twilio.protocol import CALL_RANKS, FINAL_RANK
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ INSERT INTO provider_orphans (kind, attempt_key, sid, status) VALUES ($1, $2, $3
 
 # A final status carries the last word on AnsweredBy and ErrorCode (a new value wins);
 # the SID stored at placing stays.
-_STATUS = """
+_STATUS = f"""
 WITH found AS (
     SELECT attempt_key FROM provider_attempts WHERE attempt_key = $1
 ), moved AS (
@@ -65,6 +65,9 @@ WITH found AS (
         answered_by = coalesce($4, answered_by),
         error_code = coalesce($5, error_code),
         sid = coalesce(sid, $6),
+        -- the call is over: nothing will speak its message (a bridged answer no agent took
+        -- kept it for the answer URL); it is personal data, not kept longer than needed
+        message = CASE WHEN $3 >= {FINAL_RANK} THEN NULL ELSE message END,
         updated_at = now()
     WHERE attempt_key = $1 AND status_rank < $3
     RETURNING 1
