@@ -112,9 +112,9 @@ async def test_three_passes_through_the_carrier_settle_exactly(
         unsettled = await connection.scalar(
             text(
                 "SELECT count(*) FROM provider_attempts"
-                " WHERE sub_campaign_id = :s AND state <> 'settled'"
+                " WHERE sub_campaign_id = :s AND attempt_key LIKE :keys AND state <> 'settled'"
             ),
-            {"s": sub},
+            {"s": sub, "keys": f"{sub}-%"},
         )
     assert unsettled == 0
     assert {"delivered_machine", "no_answer", "success"} <= set(results)
