@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -61,7 +61,10 @@ def create_app(config: CarrierConfig) -> Starlette:
             raise CarrierError(404, NOT_FOUND, "The requested resource was not found")
 
     async def form_of(request: Request) -> dict[str, list[str]]:
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # a worker killed mid-POST: nothing placed, nobody to answer
+            raise CarrierError(400, BAD_PARAMETER, "the client went away mid-request") from None
         if len(body) > MAX_FORM_BYTES:
             raise CarrierError(413, BAD_PARAMETER, f"request body over {MAX_FORM_BYTES} bytes")
         return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
