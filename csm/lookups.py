@@ -11,8 +11,7 @@ worker, the web page and scripts hold one, or a bare asyncpg connection, as
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
@@ -53,42 +52,10 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     """A pooled connection as asyncpg itself: COPY and array parameters on the hot paths.
 
     Only calls the engine's methods, so it loads nothing of SQLAlchemy that the engine's
-    holder has not loaded already. Inside a Temporal activity the wait for a free pooled
-    connection heartbeats: a pass that waits its turn for a connection is not taken for
-    dead and cancelled by its heartbeat timeout (many passes on one worker's pool)."""
-    connection = engine.connect()
-    await _waiting_heartbeats(connection.start)
-    try:
+    holder has not loaded already."""
+    async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         yield raw.driver_connection  # type: ignore[misc]
-    finally:
-        await connection.close()
-
-
-async def _waiting_heartbeats(check_out: Callable[[], Awaitable[object]]) -> None:
-    """Check a connection out; in an activity, heartbeat each second while the pool makes
-    us wait, and ask again when the pool's own wait times out."""
-    from temporalio import activity
-
-    if not activity.in_activity():
-        await check_out()
-        return
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    while True:
-        waiting = asyncio.ensure_future(check_out())
-        try:
-            while not waiting.done():
-                await asyncio.wait({waiting}, timeout=1.0)
-                if not waiting.done():
-                    activity.heartbeat()
-            waiting.result()
-            return
-        except PoolTimeout:
-            activity.heartbeat()  # the pool's wait ended: our turn has not come, ask again
-        finally:
-            if not waiting.done():
-                waiting.cancel()
 
 
 @asynccontextmanager
