@@ -26,13 +26,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csm.database import driver_connection
 from csm.errors import CsmError
+
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -317,7 +319,7 @@ async def agent_groups(engine: AsyncEngine) -> list[GroupState]:
     ]
 
 
-async def group_address(connection: asyncpg.Connection, group: str) -> str | None:
+async def group_address(connection: Connection, group: str) -> str | None:
     """Where a carrier bridges the group's live answers (a number or a SIP address), if
     the group has one (agent_groups.address); the provider's default otherwise."""
     return await connection.fetchval("SELECT address FROM agent_groups WHERE name = $1", group)

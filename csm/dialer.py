@@ -22,11 +22,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from csm.agents import AgentDesk, CallRef, HoldQueue
 from csm.vocabulary import Channel
+
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
 LIVE = "delivered_person"  # what the carrier reports when a person answers
 CONNECTED = "agent_connected"
@@ -39,7 +41,7 @@ FREE_AGENTS_TTL = 0.05
 AGENTS_NOTE_AFTER = 30.0
 
 
-async def abandon_history(connection: asyncpg.Connection, campaign_id: int) -> tuple[int, int]:
+async def abandon_history(connection: Connection, campaign_id: int) -> tuple[int, int]:
     """(live answers, abandoned) of the campaign over the last 30 days."""
     row = await connection.fetchrow(
         """

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -27,6 +28,9 @@ from csm.errors import CsmError
 from csm.ledger_rows import ATTEMPT_COLUMNS, AttemptRow
 from csm.plan import PassCounts
 from csm.vocabulary import UNKNOWN
+
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
 #: The pass_progress / pass_selections rows of one round.
 ROUND = "WHERE sub_campaign_id = $1 AND day = $2 AND pass_number = $3 AND round = $4"
@@ -95,14 +99,14 @@ class ShardKey(PassKey):
         raise TypeError("retry rounds are not sharded: take the pass's own key")
 
 
-async def progress(connection: asyncpg.Connection, key: PassKey) -> asyncpg.Record | None:
+async def progress(connection: Connection, key: PassKey) -> asyncpg.Record | None:
     return await connection.fetchrow(
         f"SELECT selected, cursor, inflight_to, finished, started_at FROM {key.table} {key.where}",
         *key.where_args,
     )
 
 
-async def mark_inflight(connection: asyncpg.Connection, key: PassKey, up_to: int) -> None:
+async def mark_inflight(connection: Connection, key: PassKey, up_to: int) -> None:
     await connection.execute(
         f"UPDATE {key.table} SET inflight_to = $5, updated_at = now() {key.where}",
         *key.where_args,
@@ -122,7 +126,7 @@ class StaleBatch(CsmError):
 
 
 async def record_batch(
-    connection: asyncpg.Connection,
+    connection: Connection,
     key: PassKey,
     rows: Sequence[AttemptRow],
     cursor: int,
@@ -187,9 +191,7 @@ ON CONFLICT (sub_campaign_id, day, pass_number) DO UPDATE
 """
 
 
-async def add_to_totals(
-    connection: asyncpg.Connection, key: PassKey, rows: Sequence[AttemptRow]
-) -> None:
+async def add_to_totals(connection: Connection, key: PassKey, rows: Sequence[AttemptRow]) -> None:
     """Add a batch's ledger rows to its pass's totals; call it in the rows' transaction.
 
     `contacts` equals `rows`: the ledger's unique key allows one skip row per contact and
@@ -218,7 +220,7 @@ async def add_to_totals(
 
 
 async def _close_range(
-    connection: asyncpg.Connection,
+    connection: Connection,
     key: PassKey,
     *,
     upper: str,
@@ -287,7 +289,7 @@ async def _close_range(
 
 
 async def settle_inflight(
-    connection: asyncpg.Connection,
+    connection: Connection,
     key: PassKey,
     *,
     campaign_id: int,
@@ -304,7 +306,7 @@ async def settle_inflight(
         )
 
 
-async def rewind_inflight(connection: asyncpg.Connection, key: PassKey) -> bool:
+async def rewind_inflight(connection: Connection, key: PassKey) -> bool:
     """After a crash, with an idempotent provider: forget the in-flight mark so the batch is
     worked again from the cursor. True when there was one."""
     status = await connection.execute(
@@ -316,7 +318,7 @@ async def rewind_inflight(connection: asyncpg.Connection, key: PassKey) -> bool:
 
 
 async def split_round(
-    connection: asyncpg.Connection, key: PassKey, shards: int, now: datetime
+    connection: Connection, key: PassKey, shards: int, now: datetime
 ) -> list[ShardKey]:
     """Round 0's frozen selection in `shards` contiguous parts, stored once; every shard.
 
@@ -344,7 +346,7 @@ async def split_round(
     return await shards_of(connection, key)
 
 
-async def shards_of(connection: asyncpg.Connection, key: PassKey) -> list[ShardKey]:
+async def shards_of(connection: Connection, key: PassKey) -> list[ShardKey]:
     """The shards round 0 of the pass was split into, if it was (else none)."""
     if key.round != 0:
         return []
@@ -356,7 +358,7 @@ async def shards_of(connection: asyncpg.Connection, key: PassKey) -> list[ShardK
     return [ShardKey(*key.args, row["shard"]) for row in numbers]
 
 
-async def join_shards(connection: asyncpg.Connection, key: PassKey) -> bool:
+async def join_shards(connection: Connection, key: PassKey) -> bool:
     """Once every shard of round 0 is through, round 0's own cursor moves to its end (what
     the retry rounds, the counts and the reservations of list priority read). True if so."""
     async with connection.transaction():
@@ -380,7 +382,7 @@ async def join_shards(connection: asyncpg.Connection, key: PassKey) -> bool:
 
 
 async def skip_remaining(
-    connection: asyncpg.Connection,
+    connection: Connection,
     key: PassKey,
     *,
     campaign_id: int,
@@ -395,7 +397,7 @@ async def skip_remaining(
         )
 
 
-async def count_pass(connection: asyncpg.Connection, key: PassKey) -> PassCounts:
+async def count_pass(connection: Connection, key: PassKey) -> PassCounts:
     """What a pass did, from the totals every ledger write adds to (`add_to_totals`).
 
     Exact after any number of retries, and cheap at any size: a few small rows per

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -51,6 +52,14 @@ async def personal_values(engine: AsyncEngine, list_name: str) -> set[str]:
             {"n": list_name},
         )
         return {value for (value,) in rows if value and len(value) >= 4}
+
+
+def leaked(values: set[str], history_json: str) -> list[str]:
+    """The values that appear in a history, not as digits inside a longer number: a balance
+    of 57.72 inside a timestamp's "20:13:57.723Z" is no leak (it failed CI once)."""
+    return sorted(
+        value for value in values if re.search(rf"(?<![\w.]){re.escape(value)}(?!\w)", history_json)
+    )
 
 
 async def wait_for_plan(handle, predicate: Callable[[PlanView], bool], what: str) -> PlanView:

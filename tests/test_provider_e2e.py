@@ -134,7 +134,8 @@ async def test_a_live_answer_of_the_recovery_strategy_is_bridged_to_the_agents(
     await create_synthetic_list(engine, list_name, contacts=150, seed=25)
     await create_campaign(engine, campaign, load_strategy(strategy), strategy)
     await set_policy(engine, ANY_HOURS, campaign=campaign)
-    await set_agents(engine, group, 2, talk_seconds=0.05, wrap_seconds=0.02, address=address)
+    # agents busy long enough that some live answers of the AVM pass find none free
+    await set_agents(engine, group, 2, talk_seconds=0.5, wrap_seconds=0.1, address=address)
     queue = f"provider-recovery-{uuid.uuid4().hex[:8]}"
     async with carrier_and_receiver(settings, engine) as carrier:
         async with build_worker(client, carrier.settings, engine=engine, task_queue=queue):

@@ -15,7 +15,7 @@ from csm.control import start_sub_campaign
 from csm.devstack.smtp_sink import messages
 from csm.settings import Settings
 from csm.suppressions import add_suppression
-from tests.helpers import campaign_with_list, personal_values
+from tests.helpers import campaign_with_list, leaked, personal_values
 from worker import build_worker
 from workflows.subcampaign import SubCampaignWorkflow
 
@@ -128,8 +128,7 @@ async def test_three_passes_complete_exactly(
     assert re.search(r"Your balance is \d+(\.\d+)?\.", body)  # rendered from the attributes
 
     history = (await launched.handle.fetch_history()).to_json()
-    leaked = [value for value in await personal_values(engine, list_name) if value in history]
-    assert leaked == []
+    assert leaked(await personal_values(engine, list_name), history) == []
 
 
 RETRIES = """

@@ -23,14 +23,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import asyncpg
 
 from csm.compliance.caps import CONVERSATION_PAUSE, CapRules, PastAttempt, blocking_rule
 from csm.compliance.policy import ContactPolicy
 from csm.suppressions.store import suppress_devices
 from csm.vocabulary import NOT_ATTEMPTED_CODES, SkipReason
+
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
 LEASE_TTL = timedelta(minutes=10)
 #: How long a batch waits for accounts another pass holds before skipping them `leased`.
@@ -39,9 +41,7 @@ LEASE_WAIT = 2.0  # seconds: a batch lasts about 0.5 s
 RESERVATION_IDLE = timedelta(minutes=10)
 
 
-async def claim(
-    connection: asyncpg.Connection, holder: str, contact_ids: Iterable[int]
-) -> set[int]:
+async def claim(connection: Connection, holder: str, contact_ids: Iterable[int]) -> set[int]:
     """Lease the accounts nobody else holds; returns those this holder now has.
 
     Ids are inserted in ascending order, so two claims never deadlock.
@@ -63,7 +63,7 @@ async def claim(
 
 
 async def release(
-    connection: asyncpg.Connection, holder: str, contact_ids: Collection[int] | None = None
+    connection: Connection, holder: str, contact_ids: Collection[int] | None = None
 ) -> None:
     """Give back this holder's leases of `contact_ids` (a recorded batch: the next batch,
     leased meanwhile, keeps its own), or every lease it has (a crash settled)."""
@@ -78,7 +78,7 @@ async def release(
 
 
 async def reserved_by_priority(
-    connection: asyncpg.Connection, campaign_id: int, contact_ids: Sequence[int]
+    connection: Connection, campaign_id: int, contact_ids: Sequence[int]
 ) -> set[int]:
     """Accounts still ahead of the cursor of a running pass of a higher-priority campaign
     (of its shard's cursor, when the pass's first sweep is sharded)."""
@@ -106,7 +106,7 @@ async def reserved_by_priority(
 
 
 async def final_outcomes(
-    connection: asyncpg.Connection, campaign_id: int, contact_ids: Sequence[int]
+    connection: Connection, campaign_id: int, contact_ids: Sequence[int]
 ) -> dict[int, SkipReason]:
     """Accounts that reached a final response group: here (`final`) or elsewhere."""
     rows = await connection.fetch(
@@ -126,7 +126,7 @@ async def final_outcomes(
 
 
 async def recent_attempts(
-    connection: asyncpg.Connection,
+    connection: Connection,
     contact_ids: Sequence[int],
     since: datetime,
     *,
@@ -163,7 +163,7 @@ async def recent_attempts(
 
 
 async def connected_today(
-    connection: asyncpg.Connection,
+    connection: Connection,
     sub_campaign_id: int,
     day: date,
     contact_ids: Sequence[int],
@@ -217,7 +217,7 @@ class BatchGate:
     @classmethod
     async def open(
         cls,
-        connection: asyncpg.Connection,
+        connection: Connection,
         policy: ContactPolicy,
         campaign_id: int,
         claimed: Collection[int],
@@ -306,7 +306,7 @@ class BatchGate:
 
 
 async def record_consequences(
-    connection: asyncpg.Connection,
+    connection: Connection,
     *,
     campaign_id: int,
     final_codes: Mapping[str, Sequence[tuple[str, str]]],

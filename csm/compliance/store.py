@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csm.compliance.policy import ContactPolicy, PolicyError, merge_policy, parse_policy_text
 from csm.database import driver_connection
+
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
 _LATEST = """
 SELECT DISTINCT ON (coalesce(campaign_id, 0)) campaign_id, definition::text AS definition
@@ -37,7 +39,7 @@ class PolicyVersion:
     sections: dict[str, Any]
 
 
-async def load_policy(connection: asyncpg.Connection, campaign_id: int | None) -> ContactPolicy:
+async def load_policy(connection: Connection, campaign_id: int | None) -> ContactPolicy:
     """The policy in force for a campaign now: its override's sections over the global ones."""
     rows = await connection.fetch(_LATEST, campaign_id or 0)
     global_sections: dict[str, Any] = {}
@@ -48,7 +50,7 @@ async def load_policy(connection: asyncpg.Connection, campaign_id: int | None) -
     return merge_policy(global_sections, campaign_sections)
 
 
-async def _campaign_id(connection: asyncpg.Connection, campaign: str | None) -> int | None:
+async def _campaign_id(connection: Connection, campaign: str | None) -> int | None:
     if campaign is None:
         return None
     campaign_id = await connection.fetchval("SELECT id FROM campaigns WHERE name = $1", campaign)

@@ -10,8 +10,8 @@ import asyncio
 import string
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import asyncpg
 from temporalio import activity
 
 from csm.agents import CallRef, group_address
@@ -27,6 +27,9 @@ from csm.passes.decision import device_hold, skip_reason, tries_next_device
 from csm.passes.notes import note
 from csm.strategy.model import Window
 from csm.vocabulary import UNKNOWN, Channel
+
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
 PROVIDER_OUTAGE_LIMIT = timedelta(minutes=10)
 
@@ -278,7 +281,7 @@ async def call(run: PassRun, context: BatchContext, request: AttemptRequest, *, 
     return result
 
 
-async def calls_for(run: PassRun, connection: asyncpg.Connection) -> Calls | None:
+async def calls_for(run: PassRun, connection: Connection) -> Calls | None:
     """The live answers (and, on a dialer pass, the lines) of a pass with agents."""
     definition = run.params.definition
     group = definition.agent_group

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from csm.compliance.gate import LEASE_WAIT, BatchGate, claim, reserved_by_priority
 from csm.compliance.policy import ContactPolicy
@@ -16,6 +15,9 @@ from csm.passes.attempts import BatchContext, RoundPlan, attempt_batch
 from csm.passes.contact import Contact
 from csm.passes.context import PassRun
 from csm.vocabulary import SkipReason
+
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
 
 def holder(key: PassKey) -> str:
@@ -48,7 +50,7 @@ class Batch:
 
 async def _checks_of(
     run: PassRun,
-    connection: asyncpg.Connection,
+    connection: Connection,
     plan: RoundPlan,
     policy: ContactPolicy,
     claimed: set[int],
@@ -64,7 +66,7 @@ async def _checks_of(
 
 async def lease(
     run: PassRun,
-    connection: asyncpg.Connection,
+    connection: Connection,
     plan: RoundPlan,
     batch: list[Contact],
     policy: ContactPolicy,
@@ -84,7 +86,7 @@ async def lease(
 
 async def work_batch(
     run: PassRun,
-    connection: asyncpg.Connection,
+    connection: Connection,
     plan: RoundPlan,
     batch: Batch,
     stopping: asyncio.Event,
@@ -112,7 +114,7 @@ async def work_batch(
 
 async def _when_free(
     run: PassRun,
-    connection: asyncpg.Connection,
+    connection: Connection,
     policy: ContactPolicy,
     context: BatchContext,
     waiting: list[Contact],

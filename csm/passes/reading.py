@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -11,6 +12,9 @@ from csm.passes.contact import Contact, Device, new_record
 from csm.passes.context import PassRun
 from csm.passes.decision import RETRYABLE
 from csm.vocabulary import Channel
+
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
 CONSENT_COLUMN = {
     Channel.VOICE: "consent_voice",
@@ -50,7 +54,7 @@ ORDER BY s.seq, array_position($6::text[], d.kind), d.position
 
 async def load(
     run: PassRun,
-    connection: asyncpg.Connection,
+    connection: Connection,
     key: PassKey,
     cursor: int,
     size: int,
@@ -130,7 +134,7 @@ def _contacts(run: PassRun, records: list[asyncpg.Record]) -> list[Contact]:
 
 
 async def _not_recorded(
-    connection: asyncpg.Connection, key: PassKey, batch: list[Contact]
+    connection: Connection, key: PassKey, batch: list[Contact]
 ) -> list[Contact]:
     """The batch without the contacts that already have a row in this round."""
     done = set(

@@ -3,7 +3,8 @@ release, in one transaction; and counting rows written outside a batch."""
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
+
 from temporalio import activity
 
 from csm import metrics
@@ -13,10 +14,13 @@ from csm.passes.attempts import BatchContext
 from csm.passes.context import PassRun
 from csm.passes.leases import holder
 
+if TYPE_CHECKING:
+    from csm.pooled import Connection
+
 
 async def record(
     run: PassRun,
-    connection: asyncpg.Connection,
+    connection: Connection,
     context: BatchContext,
     cursor: int,
     *,

@@ -12,9 +12,8 @@ import asyncio
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from datetime import time as dt_time
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import asyncpg
 from sqlalchemy import (
     ColumnElement,
     Date,
@@ -43,6 +42,9 @@ from csm.passes.decision import ENDS_CONTACT, RETRYABLE
 from csm.passes.notes import note
 from csm.selection import attempts, contacts, frozen_selection, selection_query
 from csm.tables import PassProgress, PassSelection
+
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
 _T = TypeVar("_T")
 #: How often a long statement heartbeats (the workflows' heartbeat timeout is 10 s).
@@ -80,7 +82,7 @@ async def freeze_first(run: PassRun, policy: ContactPolicy | None) -> None:
     await _freeze(run, key, query)
 
 
-async def freeze_retry(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> bool:
+async def freeze_retry(run: PassRun, connection: Connection, key: PassKey) -> bool:
     """Freeze round `key.round`: contacts whose devices gave a retryable result in the
     previous round and whom nothing has reached, once the pass's gap has passed since the
     previous round's last attempt. False: nobody to retry."""
@@ -92,7 +94,7 @@ async def freeze_retry(run: PassRun, connection: asyncpg.Connection, key: PassKe
     return selected is None or selected > 0  # None: claimed meanwhile by another try
 
 
-async def _retry_gap(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> None:
+async def _retry_gap(run: PassRun, connection: Connection, key: PassKey) -> None:
     """Wait (heartbeating, the pass's note saying so) for the retry gap: the pass's
     minimum gap after the previous round's last attempt."""
     clock = run.clock

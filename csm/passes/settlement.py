@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
+
 from temporalio import activity
 
 from csm.compliance.gate import release
@@ -12,8 +13,11 @@ from csm.passes.leases import holder
 from csm.passes.recording import count
 from csm.vocabulary import UNKNOWN
 
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
-async def settle(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> None:
+
+async def settle(run: PassRun, connection: Connection, key: PassKey) -> None:
     """Close the batch a crash left in flight. A provider that answers a repeated attempt
     key from its record (no second call) lets the sweep simply work the batch again;
     otherwise its contacts without a row are recorded `unknown`, never resent.
@@ -57,7 +61,7 @@ async def settle(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> 
         )
 
 
-async def close(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> None:
+async def close(run: PassRun, connection: Connection, key: PassKey) -> None:
     """Skip the rest of the round with the pass's close reason: nothing is attempted."""
     params = run.params
     assert params.close_reason is not None

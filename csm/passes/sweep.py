@@ -6,16 +6,20 @@
 
 - The reader reads the batch the attempt stage asks for (`wanted`): the first one from
   the cursor, then each next one while the current one is attempted (read ahead on a
-  second connection, and leased already when all its windows are open).
+  pooled connection of its own, and leased already when all its windows are open).
 - The attempt stage (the sweep's own task) waits for a batch's windows, marks it in
   flight, asks for the next, works it (leases, decisions, attempts) and hands it to the
   recorder at once (no await in between: a pause arriving then finds it recorded).
-- The recorder records the batches in order on a third connection; each record
+- The recorder records the batches in order, each in one transaction; each record
   releases its own batch's leases only and leaves the next batch's in-flight mark.
 
+Each stage's statements borrow a pooled connection for themselves (csm.pooled): the
+sweep holds none while it waits (for its pace, calling hours, leases or a carrier's
+outcomes), so one worker's pool serves every pass it runs.
+
 A batch is marked in flight only once the batch two before it is recorded, so a crash
-leaves at most two batches `unknown`. A round of one batch or less runs on one
-connection, the stages in turn. A stage's error is handed on, not raised in its task:
+leaves at most two batches `unknown`. A round of one batch or less runs the stages in
+turn. A stage's error is handed on, not raised in its task:
 the attempt stage raises it where it waits for that stage, and the stages end when
 their input does (a None), so every batch attempted is recorded before the sweep ends.
 On pause or stop (cancellation) the attempts in hand finish, the batches before are
@@ -25,16 +29,12 @@ recorded, then this one up to its last handled contact, and the sweep ends cance
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import NoReturn
 
-import asyncpg
-
 from csm.compliance.gate import release
 from csm.compliance.store import load_policy
-from csm.database import driver_connection
 from csm.ledger import PassKey, mark_inflight, progress
 from csm.passes.attempts import BatchContext, RoundPlan, calls_for
 from csm.passes.clock import Pacer
@@ -44,6 +44,7 @@ from csm.passes.leases import Batch, holder, lease, work_batch
 from csm.passes.reading import load
 from csm.passes.recording import record
 from csm.passes.windows import opened
+from csm.pooled import Connection
 
 #: How long one batch should take: the most work a crash can leave `unknown`.
 BATCH_SECONDS = 0.5
@@ -67,7 +68,7 @@ def smallest_batch(run: PassRun) -> int:
     return min(params.batch_size, max(lanes, 16))
 
 
-async def sweep(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> None:
+async def sweep(run: PassRun, connection: Connection, key: PassKey) -> None:
     """Work the round from its cursor, batch by batch, with the stages overlapped."""
     params = run.params
     state = await progress(connection, key)
@@ -82,14 +83,10 @@ async def sweep(run: PassRun, connection: asyncpg.Connection, key: PassKey) -> N
     # Batches last about BATCH_SECONDS whatever the channel's speed, so a crash leaves
     # at most that much work `unknown` and a pause lands quickly.
     size = smallest_batch(run)
-    async with contextlib.AsyncExitStack() as stack:
-        loads = records = connection
-        if selected - cursor > size:  # more than one batch: overlap the stages
-            loads = await stack.enter_async_context(driver_connection(run.tools.engine))
-            records = await stack.enter_async_context(driver_connection(run.tools.engine))
-        stages = _Stages(run, plan, (connection, loads, records), selected)
-        # (a shard past the first always checks its first batch)
-        await stages.work(cursor, size, resuming=cursor > 0)
+    overlapped = selected - cursor > size  # more than one batch: overlap the stages
+    stages = _Stages(run, plan, connection, selected, overlapped=overlapped)
+    # (a shard past the first always checks its first batch)
+    await stages.work(cursor, size, resuming=cursor > 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,19 +108,20 @@ class _Attempted:
 
 
 class _Stages:
-    """One round's sweep: its three connections, the queues between its stages, the
-    stages, and what the attempt stage carries from batch to batch."""
+    """One round's sweep: the queues between its stages, the stages, and what the attempt
+    stage carries from batch to batch."""
 
     def __init__(
         self,
         run: PassRun,
         plan: RoundPlan,
-        connections: tuple[asyncpg.Connection, asyncpg.Connection, asyncpg.Connection],
+        connection: Connection,
         selected: int,
+        *,
+        overlapped: bool,
     ) -> None:
         self.run, self.plan, self.selected = run, plan, selected
-        self.connection, self.loads, self.records = connections
-        self.overlapped = self.loads is not self.connection
+        self.connection, self.overlapped = connection, overlapped
         self.wanted: asyncio.Queue[_Want | None] = asyncio.Queue(maxsize=1)
         self.read: asyncio.Queue[Batch | Exception] = asyncio.Queue(maxsize=1)
         self.attempted: asyncio.Queue[_Attempted | None] = asyncio.Queue(maxsize=IN_FLIGHT)
@@ -154,16 +152,21 @@ class _Stages:
     # -- the stages ------------------------------------------------------------------
 
     async def _reader(self) -> None:
-        """Read stage: each batch asked for, on `loads`; an error is handed on as the read."""
+        """Read stage: each batch asked for; an error is handed on as the read."""
         run, plan = self.run, self.plan
         while (want := await self.wanted.get()) is not None:
             got: Batch | Exception
             try:
                 if want.ahead:
-                    got = await read_ahead(run, self.loads, plan, want.start, want.size)
+                    got = await read_ahead(run, self.connection, plan, want.start, want.size)
                 else:
                     contacts = await load(
-                        run, self.loads, plan.key, want.start, want.size, resuming=want.resuming
+                        run,
+                        self.connection,
+                        plan.key,
+                        want.start,
+                        want.size,
+                        resuming=want.resuming,
                     )
                     got = Batch(want.start, want.start + want.size, contacts)  # seqs are dense
             except Exception as error:
@@ -171,13 +174,13 @@ class _Stages:
             self.read.put_nowait(got)
 
     async def _recorder(self) -> None:
-        """Record stage: the batches in order, on `records`; after an error, none."""
+        """Record stage: the batches in order; after an error, none."""
         while (done := await self.attempted.get()) is not None:
             try:
                 if self.failed is None:
                     await record(
                         self.run,
-                        self.records,
+                        self.connection,
                         done.context,
                         done.last,
                         next_inflight=self.overlapped,
@@ -309,14 +312,14 @@ class _Stages:
                 got = await self.read.get()
                 self.reading = False
                 if isinstance(got, Batch) and got.leased is not None:
-                    await release(self.loads, holder(self.plan.key), got.leased.claimed)
+                    await release(self.connection, holder(self.plan.key), got.leased.claimed)
         finally:
             await self.wanted.put(None)
             await self.attempted.put(None)
 
 
 async def read_ahead(
-    run: PassRun, connection: asyncpg.Connection, plan: RoundPlan, cursor: int, size: int
+    run: PassRun, connection: Connection, plan: RoundPlan, cursor: int, size: int
 ) -> Batch:
     """The next batch, read while this one is worked; leased too when every window
     of it is open now (else the sweep waits for them first, and leases after)."""

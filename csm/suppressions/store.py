@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,6 +28,9 @@ from csm.suppressions.targets import (
     checked_reason,
     kind_named,
 )
+
+if TYPE_CHECKING:
+    from csm.pooled import Connection
 
 #: Ids are `bigint`: a number outside names no suppression (and asyncpg would refuse it).
 _MAX_ID = 2**63 - 1
@@ -90,7 +93,7 @@ LIMIT 1
 """
 
 
-async def campaign_id_of(connection: asyncpg.Connection, campaign: str | None) -> int | None:
+async def campaign_id_of(connection: Connection, campaign: str | None) -> int | None:
     """The scope's campaign id (None: every campaign), or SuppressionError with a hint."""
     if campaign is None:
         return None
@@ -104,7 +107,7 @@ async def campaign_id_of(connection: asyncpg.Connection, campaign: str | None) -
 
 
 async def insert_one(
-    connection: asyncpg.Connection, campaign_id: int | None, target: Target, reason: str
+    connection: Connection, campaign_id: int | None, target: Target, reason: str
 ) -> tuple[int, bool]:
     """(id, created) of the target's suppression in the scope, inserting it if missing."""
     for _ in range(3):
@@ -120,9 +123,7 @@ async def insert_one(
     )
 
 
-async def suppress_devices(
-    connection: asyncpg.Connection, device_ids: Iterable[int], reason: str
-) -> None:
+async def suppress_devices(connection: Connection, device_ids: Iterable[int], reason: str) -> None:
     """Suppress these devices' numbers and addresses in every campaign (a STOP reply, a
     hard bounce), inside the caller's transaction: the batch that met them records it."""
     await connection.execute(
@@ -138,7 +139,7 @@ async def suppress_devices(
 
 
 async def insert_many(
-    connection: asyncpg.Connection,
+    connection: Connection,
     campaign_id: int | None,
     kind: SuppressionKind,
     pairs: list[tuple[str, str]],

@@ -69,10 +69,11 @@ class Routed:
 
 @asynccontextmanager
 async def carrier_and_receiver(
-    settings: Settings, engine: AsyncEngine, **faults: object
+    settings: Settings, engine: AsyncEngine, *, speed: float = 0.0, **faults: object
 ) -> AsyncIterator[Routed]:
-    """Both served in this event loop on free ports; `faults` set on the carrier
-    (lose_callbacks=0.1, throttle_rate=0.3, ...)."""
+    """Both served in this event loop on free ports; `speed` scales the carrier's ring,
+    answer and talk delays (0: at once); `faults` set on the carrier (lose_callbacks=0.1,
+    throttle_rate=0.3, ...)."""
     receiver_port = free_port()
     public_url = f"http://127.0.0.1:{receiver_port}"
     config = CarrierConfig(
@@ -81,6 +82,7 @@ async def carrier_and_receiver(
         public_url=public_url,
         number=settings.twilio_from,
         seed=settings.simulator_seed,
+        speed=speed,
     )
     config.faults.update(faults)
     async with local_carrier(config) as local:
