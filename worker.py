@@ -57,7 +57,9 @@ def build_worker(
     `checks=False` turns the contact policy off: only benchmarks measuring its cost do that.
     `desk` is the contact centre's agents: a real ACD link, or the simulated agents.
     """
-    engine = engine or create_engine(settings.effective_database_url)
+    engine = engine or create_engine(
+        settings.effective_database_url, connections=settings.database_pool_size
+    )
     channels = channels or build_channels(settings, engine)
     health = HealthActivities(engine, SmtpConfig.from_settings(settings))
     desk = desk or SimulatedAgentDesk(engine, seed=settings.simulator_seed)
@@ -79,7 +81,7 @@ async def run_worker(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then shut down gracefully."""
     runtime = worker_runtime(settings.metrics_address)  # binds the address: once per process
     client = await connect(settings, runtime=runtime)
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url, connections=settings.database_pool_size)
     channels = build_channels(settings, engine)
     worker = build_worker(client, settings, engine=engine, channels=channels)
     stop = asyncio.Event()

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 # loading SQLAlchemy); re-exported here, where the engine's users look for it.
 from csm.lookups import SERVER_SETTINGS
 from csm.lookups import driver_connection as driver_connection
+from csm.settings import DEFAULT_DATABASE_POOL_SIZE
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -26,15 +27,39 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine whose connections run with csm's session settings (no JIT: see there)."""
+def create_engine(
+    url: str, *, connections: int | None = None, pool_size: int | None = None
+) -> AsyncEngine:
+    """An engine whose connections run with csm's session settings (no JIT: see there).
+
+    `connections` is the most it holds at once (a worker's CSM_DATABASE_POOL_SIZE, default
+    DEFAULT_DATABASE_POOL_SIZE): that total is what PostgreSQL's max_connections must make
+    room for (docs/sizing.md), so it is the one figure callers give. `pool_size` is the
+    older form, kept for its callers: that many kept open and as many again in overflow.
+    """
+    if connections is not None and pool_size is not None:
+        raise TypeError("give connections (the total) or pool_size, not both")
+    if connections is None:
+        connections = DEFAULT_DATABASE_POOL_SIZE if pool_size is None else 2 * pool_size
+    kept, overflow = pool_split(connections)
     return create_async_engine(
         url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
+        pool_size=kept,
+        max_overflow=overflow,
         pool_pre_ping=True,
         connect_args={"server_settings": SERVER_SETTINGS},
     )
+
+
+def pool_split(connections: int) -> tuple[int, int]:
+    """(kept, overflow) of a pool of at most `connections`: half stay open between uses, so
+    a busy worker does not reconnect for every statement, and the other half are opened for
+    a burst and closed after it, so an idle worker leaves its share of max_connections to
+    others. The kept half is rounded up: a pool of one keeps its connection."""
+    if connections < 1:
+        raise ValueError(f"a pool needs one connection at least, not {connections}")
+    kept = (connections + 1) // 2
+    return kept, connections - kept
 
 
 @asynccontextmanager
