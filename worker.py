@@ -27,6 +27,7 @@ from csm.database import create_engine
 from csm.metrics import worker_runtime
 from csm.providers import build as providers
 from csm.settings import Settings, load_settings
+from csm.sizing import check_sizing, log_sizing
 from csm.smtp import SmtpConfig
 from csm.temporal_client import connect
 from workflows.health import StackCheckWorkflow
@@ -57,7 +58,9 @@ def build_worker(
     `checks=False` turns the contact policy off: only benchmarks measuring its cost do that.
     `desk` is the contact centre's agents: a real ACD link, or the simulated agents.
     """
-    engine = engine or create_engine(settings.effective_database_url)
+    engine = engine or create_engine(
+        settings.effective_database_url, connections=settings.database_pool_size
+    )
     channels = channels or build_channels(settings, engine)
     health = HealthActivities(engine, SmtpConfig.from_settings(settings))
     desk = desk or SimulatedAgentDesk(engine, seed=settings.simulator_seed)
@@ -76,10 +79,19 @@ def build_worker(
 
 
 async def run_worker(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM, then shut down gracefully."""
+    """Run until SIGINT or SIGTERM, then shut down gracefully.
+
+    First it checks that its database pool can get its connections (csm.sizing), and
+    refuses to start, saying what to change, when it cannot.
+    """
+    engine = create_engine(settings.effective_database_url, connections=settings.database_pool_size)
+    try:
+        sizing = await check_sizing(engine, settings)
+    except BaseException:
+        await engine.dispose()
+        raise
     runtime = worker_runtime(settings.metrics_address)  # binds the address: once per process
     client = await connect(settings, runtime=runtime)
-    engine = create_engine(settings.effective_database_url)
     channels = build_channels(settings, engine)
     worker = build_worker(client, settings, engine=engine, channels=channels)
     stop = asyncio.Event()
@@ -95,6 +107,7 @@ async def run_worker(settings: Settings) -> None:
     )
     if runtime is not None:
         logging.info("metrics on http://%s/metrics", settings.metrics_address)
+    log_sizing(sizing)
     async with worker:
         await stop.wait()
         logging.info("shutting down: cancelling running activities")

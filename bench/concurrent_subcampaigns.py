@@ -8,7 +8,7 @@ on `python worker.py` processes, on a Temporal dev server tuned as `csm dev up` 
 it, an embedded PostgreSQL (or DATABASE_URL's) and a counting SMTP sink.
 
 Before them, in the same run and on the same workers, one voice pass alone (both
-devices) over a list of its own of M contacts: the rate the concurrent run is
+devices) over a list of its own (M contacts, 20,000 at least): the rate the concurrent run is
 compared with. Printed: both rates and their ratio, failed activity attempts (from
 every history), `unknown` rows, accounts over a cap (counted from the ledger), and
 the longest stall of a running pass (the longest time one pass went without a ledger
@@ -119,6 +119,8 @@ channels = ["sms"]
 per = "device"
 """
 NOT_ATTEMPTED = tuple(NOT_ATTEMPTED_CODES)
+#: Contacts of the pass alone at least: a shorter pass is over before its rate is steady.
+ALONE_CONTACTS = 20_000
 
 
 @dataclass
@@ -253,12 +255,14 @@ async def run(args: argparse.Namespace) -> None:
             )
         began = time.perf_counter()
         await create_synthetic_list(engine, "shared", contacts=m, seed=11)
-        await create_synthetic_list(engine, "alone", contacts=m, seed=12)
+        alone_contacts = max(m, ALONE_CONTACTS)
+        await create_synthetic_list(engine, "alone", contacts=alone_contacts, seed=12)
         await create_campaign(engine, "alone", load_strategy(ALONE), ALONE)
         for i in range(n):
             await create_campaign(engine, f"c{i:02d}", load_strategy(SCENARIO), SCENARIO)
         print(
-            f"{n} campaigns and two lists of {m:,} contacts made in"
+            f"{n} campaigns, a shared list of {m:,} contacts and one of {alone_contacts:,}"
+            " for the pass alone made in"
             f" {time.perf_counter() - began:.1f}s; {k} worker process(es), voice and SMS to"
             f" {routed}, simulator latency {args.latency_ms:g} ms; {os.cpu_count()} cores",
             flush=True,
@@ -282,11 +286,11 @@ async def run(args: argparse.Namespace) -> None:
         print(f"{n} sub-campaigns over the shared list:", flush=True)
         launched = [await start(env.client, engine, f"c{i:02d}", "shared", queue) for i in range(n)]
         states = await watch(engine, launched)
-        subs = [one.sub_campaign.id for one in launched]
+        subs = [each.sub_campaign.id for each in launched]
         together = await ledger_span(engine, subs)
         failures: Counter[str] = Counter()
-        for one in [alone, *launched]:
-            failures.update(await activity_failures(one.handle))
+        for sub_campaign in [alone, *launched]:
+            failures.update(await activity_failures(sub_campaign.handle))
         failed = sum(failures.values())
         for line, times in failures.most_common(5):
             print(f"  failed activity attempt x{times}: {line[:300]}", flush=True)

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 # loading SQLAlchemy); re-exported here, where the engine's users look for it.
 from csm.lookups import SERVER_SETTINGS
 from csm.lookups import driver_connection as driver_connection
+from csm.settings import DEFAULT_DATABASE_POOL_SIZE
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -28,12 +29,28 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine whose connections run with csm's session settings (no JIT: see there)."""
+def create_engine(
+    url: str, *, connections: int | None = None, pool_size: int | None = None
+) -> AsyncEngine:
+    """An engine whose connections run with csm's session settings (no JIT: see there).
+
+    `connections` is the most it holds at once (a worker's CSM_DATABASE_POOL_SIZE, default
+    DEFAULT_DATABASE_POOL_SIZE): that total is what PostgreSQL's max_connections must make
+    room for (docs/sizing.md), so it is the one figure callers give. `pool_size` is the
+    older form, kept for its callers: twice that many. All of them stay open once opened:
+    a pass borrows a connection for each statement (csm.pooled), and an overflow that
+    closes each connection it gives back would reconnect for every statement of a burst.
+    """
+    if connections is not None and pool_size is not None:
+        raise TypeError("give connections (the total) or pool_size, not both")
+    if connections is None:
+        connections = DEFAULT_DATABASE_POOL_SIZE if pool_size is None else 2 * pool_size
+    if connections < 1:
+        raise ValueError(f"a pool needs one connection at least, not {connections}")
     engine = create_async_engine(
         url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
+        pool_size=connections,
+        max_overflow=0,
         connect_args={"server_settings": SERVER_SETTINGS},
     )
     event.listen(engine.sync_engine, "checkout", _still_open)

@@ -26,6 +26,9 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 }
 
 EMBEDDED_DATABASE = "csm"
+#: The most connections one worker process holds (CSM_DATABASE_POOL_SIZE): room for a few
+#: passes side by side (three connections each, csm.sizing) and their short statements.
+DEFAULT_DATABASE_POOL_SIZE = 20
 
 
 class Settings(BaseSettings):
@@ -51,6 +54,13 @@ class Settings(BaseSettings):
         description="PostgreSQL URL; unset means the embedded PostgreSQL in the state dir",
     )
     embedded_postgres_port: int = 54329
+    database_pool_size: int = Field(
+        DEFAULT_DATABASE_POOL_SIZE,
+        ge=1,
+        description="the most PostgreSQL connections one worker process holds, overflow "
+        "included; checked against the server's max_connections when the worker starts "
+        "(docs/sizing.md)",
+    )
 
     smtp_host: str = "localhost"
     smtp_port: int = 1025

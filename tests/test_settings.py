@@ -66,3 +66,17 @@ def test_non_postgres_url_is_refused_clearly() -> None:
 
 def test_mask_leaves_passwordless_urls_alone() -> None:
     assert mask_url_password("postgresql://u@h/d") == "postgresql://u@h/d"
+
+
+def test_the_database_pool_size_is_a_setting_csm_config_shows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CSM_DATABASE_POOL_SIZE", raising=False)
+    assert Settings(_env_file=None).database_pool_size == 20  # 10 kept, 10 overflow: as before
+    monkeypatch.setenv("CSM_DATABASE_POOL_SIZE", "7")
+    settings = Settings(_env_file=None)
+    assert settings.database_pool_size == 7
+    assert settings.masked()["database_pool_size"] == "7"
+    monkeypatch.setenv("CSM_DATABASE_POOL_SIZE", "0")
+    with pytest.raises(ValueError, match="database_pool_size"):
+        Settings(_env_file=None)
