@@ -255,7 +255,7 @@ async def run(args: argparse.Namespace) -> None:
             )
         began = time.perf_counter()
         await create_synthetic_list(engine, "shared", contacts=m, seed=11)
-        alone_contacts = max(m, ALONE_CONTACTS)
+        alone_contacts = args.alone_contacts or max(m, ALONE_CONTACTS)
         await create_synthetic_list(engine, "alone", contacts=alone_contacts, seed=12)
         await create_campaign(engine, "alone", load_strategy(ALONE), ALONE)
         for i in range(n):
@@ -336,6 +336,12 @@ def main() -> None:
     parser.add_argument("--sub-campaigns", type=int, default=20, help="sub-campaigns at once (20)")
     parser.add_argument(
         "--contacts", type=int, default=5_000, help="contacts of the shared list (5000)"
+    )
+    parser.add_argument(
+        "--alone-contacts",
+        type=int,
+        default=0,
+        help="contacts of the pass alone (default: --contacts, 20000 at least)",
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes (1)")
     parser.add_argument(
