@@ -61,7 +61,8 @@ def priority_command(
 ) -> None:
     """Change a campaign's priority: on an account that several campaigns share under a cap,
     a running pass of a higher-priority campaign is served first (others skip it `reserved`).
-    Running passes use the new priority from their next batch."""
+    Running passes use the new priority from their next batch. Sub-campaigns started from
+    now on also get the matching Temporal task priority: a busy worker serves them first."""
     from csm.campaigns import set_campaign_priority
 
     campaign = with_database(lambda engine: set_campaign_priority(engine, name, priority))

@@ -21,6 +21,29 @@ if TYPE_CHECKING:
     from csm.strategy.model import StrategyDefinition
 
 
+#: Temporal's task priority keys run from 1 (first) to 5 (last); unset is 3.
+TASK_PRIORITY_FIRST, TASK_PRIORITY_DEFAULT, TASK_PRIORITY_LAST = 1, 3, 5
+#: A campaign priority this far from 0 takes the outermost key; closer, the one next to 3.
+STRONG_PRIORITY = 10
+
+
+def task_priority(campaign_priority: int) -> int:
+    """The Temporal task priority key of a campaign's sub-campaigns.
+
+    When a worker has no free slot (CSM_MAX_CONCURRENT_ACTIVITIES), its task queue's
+    backlog is served by priority key first: a higher campaign priority gets the next
+    slot. Campaign priorities are any integers (higher goes first) and keys are five
+    bands (lower goes first), so they map by sign and size: 0 is Temporal's default 3,
+    1..9 is 2, 10 and more is 1, -1..-9 is 4, -10 and less is 5.
+    """
+    if campaign_priority == 0:
+        return TASK_PRIORITY_DEFAULT
+    strong = abs(campaign_priority) >= STRONG_PRIORITY
+    if campaign_priority > 0:
+        return TASK_PRIORITY_FIRST if strong else TASK_PRIORITY_DEFAULT - 1
+    return TASK_PRIORITY_LAST if strong else TASK_PRIORITY_DEFAULT + 1
+
+
 @dataclass(frozen=True)
 class Launched:
     sub_campaign: SubCampaignRef
@@ -49,8 +72,9 @@ async def start_sub_campaign(
     ref = await register_sub_campaign(
         engine, campaign=campaign, list_name=list_name, name=name, strategy=strategy
     )
+    priority = await _campaign_priority(engine, ref.campaign_id)
     try:
-        handle = await _start(client, ref, task_queue)
+        handle = await _start(client, ref, task_queue, task_priority(priority))
     except WorkflowAlreadyStartedError:
         raise SubCampaignError(
             f"sub-campaign {ref.name!r} of {ref.campaign!r} has already run and is closed "
@@ -59,10 +83,20 @@ async def start_sub_campaign(
     return Launched(ref, handle)
 
 
+async def _campaign_priority(engine: AsyncEngine, campaign_id: int) -> int:
+    from csm.lookups import driver_connection
+
+    async with driver_connection(engine) as connection:
+        query = "SELECT priority FROM campaigns WHERE id = $1"
+        return await connection.fetchval(query, campaign_id)
+
+
 async def _start(
-    client: Client, ref: SubCampaignRef, task_queue: str
+    client: Client, ref: SubCampaignRef, task_queue: str, priority_key: int
 ) -> WorkflowHandle[Any, SubCampaignSummary]:
-    from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+    """Start the workflow with its campaign's task priority: its activities (the day's plan,
+    the passes) inherit it."""
+    from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
     return await client.start_workflow(
         WORKFLOW_TYPE,
@@ -81,6 +115,7 @@ async def _start(
         static_summary=f"sub-campaign {ref.name} of campaign {ref.campaign}",
         static_details=f"sub-campaign id {ref.id}, campaign id {ref.campaign_id}, "
         f"list id {ref.list_id}",
+        priority=Priority(priority_key=priority_key),
     )
 
 
