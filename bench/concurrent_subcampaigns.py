@@ -52,9 +52,9 @@ from csm.strategy import load_strategy
 from csm.synthetic import create_synthetic_list
 from csm.testing.carrier import carrier_and_receiver
 from csm.testing.histories import activity_failures
+from csm.testing.ledger import over_caps
 from csm.testing.servers import counting_smtp_sink
 from csm.testing.workers import environment, worker_processes
-from csm.vocabulary import NOT_ATTEMPTED_CODES
 
 SCENARIO = f"""
 timezone = "America/Chicago"
@@ -118,7 +118,6 @@ max = 2
 channels = ["sms"]
 per = "device"
 """
-NOT_ATTEMPTED = tuple(NOT_ATTEMPTED_CODES)
 #: Contacts of the pass alone at least: a shorter pass is over before its rate is steady.
 ALONE_CONTACTS = 20_000
 
@@ -157,31 +156,6 @@ async def unknown_rows(engine: AsyncEngine, subs: list[int]) -> int:
             ),
             {"s": subs},
         )
-
-
-async def over_cap(engine: AsyncEngine) -> tuple[int, int]:
-    """Accounts with more than 7 voice attempts, and devices with more than 2 texts in a day,
-    over every campaign of the run (the caps count across campaigns). Counted as the caps
-    count: real tries, and the `unknown` rows a crash left (the attempt may have gone out)."""
-    counted = "(device_id <> 0 OR result = 'unknown') AND NOT (result = ANY(:n))"
-    async with engine.connect() as connection:
-        voice = await connection.scalar(
-            text(
-                "SELECT count(*) FROM (SELECT contact_id FROM attempts"
-                f" WHERE channel IN ('voice', 'dialer') AND {counted}"
-                " GROUP BY contact_id HAVING count(*) > 7) o"
-            ),
-            {"n": list(NOT_ATTEMPTED)},
-        )
-        sms = await connection.scalar(
-            text(
-                "SELECT count(*) FROM (SELECT device_id FROM attempts"
-                f" WHERE channel = 'sms' AND {counted}"
-                " GROUP BY device_id, attempted_at::date HAVING count(*) > 2) o"
-            ),
-            {"n": list(NOT_ATTEMPTED)},
-        )
-    return int(voice), int(sms)
 
 
 async def longest_stall(engine: AsyncEngine, subs: list[int]) -> float:
@@ -295,7 +269,7 @@ async def run(args: argparse.Namespace) -> None:
         for line, times in failures.most_common(5):
             print(f"  failed activity attempt x{times}: {line[:300]}", flush=True)
         unknown = await unknown_rows(engine, [*subs, alone.sub_campaign.id])
-        voice_over, sms_over = await over_cap(engine)
+        voice_over, sms_over = await over_caps(engine, "shared")
         capped = voice_over + sms_over
         if capped:
             print(f"  over a cap: {voice_over} accounts (voice), {sms_over} devices (SMS)")
