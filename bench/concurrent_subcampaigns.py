@@ -228,7 +228,11 @@ async def run(args: argparse.Namespace) -> None:
                 f"the local carrier at speed {args.carrier_speed:g}",
             )
         began = time.perf_counter()
-        await create_synthetic_list(engine, "shared", contacts=m, seed=11)
+        lists = ["shared"] * n
+        if args.own_lists:  # a diagnosis: the same work without accounts in common
+            lists = [f"own{i:02d}" for i in range(n)]
+        for name in sorted(set(lists)):
+            await create_synthetic_list(engine, name, contacts=m, seed=11)
         alone_contacts = args.alone_contacts or max(m, ALONE_CONTACTS)
         await create_synthetic_list(engine, "alone", contacts=alone_contacts, seed=12)
         await create_campaign(engine, "alone", load_strategy(ALONE), ALONE)
@@ -258,7 +262,7 @@ async def run(args: argparse.Namespace) -> None:
         )
 
         print(f"{n} sub-campaigns over the shared list:", flush=True)
-        launched = [await start(env.client, engine, f"c{i:02d}", "shared", queue) for i in range(n)]
+        launched = [await start(env.client, engine, f"c{i:02d}", lists[i], queue) for i in range(n)]
         states = await watch(engine, launched)
         subs = [each.sub_campaign.id for each in launched]
         together = await ledger_span(engine, subs)
@@ -269,7 +273,8 @@ async def run(args: argparse.Namespace) -> None:
         for line, times in failures.most_common(5):
             print(f"  failed activity attempt x{times}: {line[:300]}", flush=True)
         unknown = await unknown_rows(engine, [*subs, alone.sub_campaign.id])
-        voice_over, sms_over = await over_caps(engine, "shared")
+        over = [await over_caps(engine, name) for name in sorted(set(lists))]
+        voice_over, sms_over = sum(v for v, _ in over), sum(s for _, s in over)
         capped = voice_over + sms_over
         if capped:
             print(f"  over a cap: {voice_over} accounts (voice), {sms_over} devices (SMS)")
@@ -316,6 +321,11 @@ def main() -> None:
         type=int,
         default=0,
         help="contacts of the pass alone (default: --contacts, 20000 at least)",
+    )
+    parser.add_argument(
+        "--own-lists",
+        action="store_true",
+        help="each sub-campaign over a list of its own (no shared accounts): a diagnosis",
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes (1)")
     parser.add_argument(
