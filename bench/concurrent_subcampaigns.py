@@ -147,6 +147,21 @@ async def ledger_span(engine: AsyncEngine, subs: list[int]) -> Figures:
     return Figures(row[0], float(row[1] or 0))
 
 
+async def by_channel(engine: AsyncEngine, subs: list[int]) -> dict[str, Figures]:
+    """Each channel's ledger rows and the time from its first row to its last: e-mail is
+    bound by the SMTP server, not by csm, and weighs on the aggregate as its share grows."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT channel, count(*),"
+                " extract(epoch FROM max(attempted_at) - min(attempted_at))"
+                " FROM attempts WHERE sub_campaign_id = ANY(:s) GROUP BY channel ORDER BY 1"
+            ),
+            {"s": subs},
+        )
+        return {channel: Figures(n, float(span or 0)) for channel, n, span in rows}
+
+
 async def unknown_rows(engine: AsyncEngine, subs: list[int]) -> int:
     async with engine.connect() as connection:
         return await connection.scalar(
@@ -266,6 +281,15 @@ async def run(args: argparse.Namespace) -> None:
         states = await watch(engine, launched)
         subs = [each.sub_campaign.id for each in launched]
         together = await ledger_span(engine, subs)
+        channels = await by_channel(engine, subs)
+        print(
+            "by channel: "
+            + ", ".join(
+                f"{name} {f.rows:,} rows in {f.seconds:.0f}s = {f.rate:,.0f}/s"
+                for name, f in channels.items()
+            ),
+            flush=True,
+        )
         failures: Counter[str] = Counter()
         for sub_campaign in [alone, *launched]:
             failures.update(await activity_failures(sub_campaign.handle))

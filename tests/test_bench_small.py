@@ -98,3 +98,19 @@ def test_provider_pass_refuses_bad_sizes() -> None:
     assert "--sms, --calls, --concurrency and --pool must be at least 1" in refused(
         "provider_pass.py", "--sms", "0"
     )
+
+
+def test_concurrent_subcampaigns_prints_the_issue_s_last_line() -> None:
+    out = run_bench(
+        "concurrent_subcampaigns.py",
+        *("--sub-campaigns", "3", "--contacts", "150", "--alone-contacts", "300"),
+    )
+    assert re.search(r"one voice pass alone: [\d,]+ rows in [\d.]+s = [\d,]+ rows/s", out), out
+    assert re.search(r"together: [\d,]+ rows .* 3 of 3 completed", out), out
+    assert re.search(r"by channel: email [\d,]+ rows .*, sms .*, voice ", out), out
+    last = out.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"concurrent: 3 sub-campaigns, ratio [\d.]+, failed activity attempts 0, unknown 0,"
+        r" over cap 0, longest stall [\d.]+ s",
+        last,
+    ), last
