@@ -26,8 +26,8 @@ from datetime import date, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csm.channels.base import DECIDED, AttemptOutcome, AttemptRequest
-from csm.lookups import driver_connection
 from csm.passes.clock import Pacer
+from csm.pooled import borrowed
 from csm.providers.twilio import protocol, rows
 from csm.providers.twilio.board import OutcomeBoard
 from csm.providers.twilio.client import (
@@ -94,7 +94,7 @@ class TwilioProvider:
     async def attempt(self, request: AttemptRequest) -> AttemptOutcome:
         key = request.attempt_key
         bridge = self._bridges(request)
-        async with driver_connection(self.engine) as connection:
+        async with borrowed(self.engine) as connection:
             claimed = await rows.claim(
                 connection,
                 key,
@@ -132,18 +132,18 @@ class TwilioProvider:
             resource = await self._create(request, time.monotonic() + self.timeout)
         except Refused as refused:
             result = protocol.refused_result(self.protocol_channel, refused.code)
-            async with driver_connection(self.engine) as connection:
+            async with borrowed(self.engine) as connection:
                 result = await rows.settle(connection, key, result, error_code=refused.code)
             return AttemptOutcome(result, f"refused {refused.status} {refused.code or ''}".strip())
         except (Unreachable, ConfigurationError):
-            async with driver_connection(self.engine) as connection:
+            async with borrowed(self.engine) as connection:
                 await rows.forget(connection, key)
             raise
         except Unsure:
             sid = status = None  # found out later: a callback or the deadline lookup
         else:
             sid, status = resource.sid, resource.status
-        async with driver_connection(self.engine) as connection:
+        async with borrowed(self.engine) as connection:
             await rows.placed(
                 connection, key, sid, status, protocol.rank(self.protocol_channel, status)
             )
@@ -169,7 +169,7 @@ class TwilioProvider:
             return self._stored_outcome(row.result, row.connect_to, bridge)
         if row.final:
             result = self._result(row.status or "", row.answered_by, row.error_code)
-            async with driver_connection(self.engine) as connection:
+            async with borrowed(self.engine) as connection:
                 result = await rows.settle(connection, key, result)
             # a bridged call that ended before csm decided: no agent may take it now
             return AttemptOutcome(result, DECIDED if bridge else "")
@@ -181,7 +181,7 @@ class TwilioProvider:
         """At the deadline: ask the carrier. An outcome, or None to wait another period
         (the call still going, or placed just now because it never reached the carrier)."""
         key = request.attempt_key
-        async with driver_connection(self.engine) as connection:
+        async with borrowed(self.engine) as connection:
             stored = await rows.read(connection, key)
         if stored is None:
             raise LookupError(f"attempt {key}: its provider_attempts row is gone")
@@ -206,11 +206,11 @@ class TwilioProvider:
             result = self._result(status, resource.answered_by, resource.error_code, True)
             return await self._settle(key, result, resource, rank)
         if bridge and resource.answered_by in protocol.LIVE_ANSWERS:
-            async with driver_connection(self.engine) as connection:
+            async with borrowed(self.engine) as connection:
                 await rows.placed(connection, key, resource.sid, status, rank)
             return AttemptOutcome(LIVE)
         if not last:
-            async with driver_connection(self.engine) as connection:
+            async with borrowed(self.engine) as connection:
                 await rows.placed(connection, key, resource.sid, status, rank)
             return None
         if status == "in-progress" and resource.answered_by:  # answered: what it met is known
@@ -221,7 +221,7 @@ class TwilioProvider:
     async def _settle(
         self, key: str, result: str, resource: Resource | None = None, rank: int = 0
     ) -> AttemptOutcome:
-        async with driver_connection(self.engine) as connection:
+        async with borrowed(self.engine) as connection:
             result = await rows.settle(
                 connection,
                 key,
@@ -243,7 +243,7 @@ class TwilioProvider:
         found = await self._list(request, since.date(), until)
         found = [r for r in found if r.created is None or r.created >= since]
         if found:
-            async with driver_connection(self.engine) as connection:
+            async with borrowed(self.engine) as connection:
                 owned = await rows.known_sids(connection, [r.sid for r in found])
             found = [r for r in found if r.sid not in owned]
         if not found:
@@ -311,7 +311,7 @@ class TwilioVoice(TwilioProvider):
         return stored or self.agent_address_template.format(group=group)
 
     async def connect(self, request: AttemptRequest, address: str, result: str) -> None:
-        async with driver_connection(self.engine) as connection:
+        async with borrowed(self.engine) as connection:
             await rows.connect(connection, request.attempt_key, address, result)
 
 
